@@ -1,0 +1,149 @@
+"""Builders for the bundled models, layer by layer, with the same names as the torch modules in
+``e2sim.train.models`` (so per-layer statistics from training map onto workload layers by name).
+
+- CIFAR ResNets as in the official E2-Train code (GATECH-EIC/E2Train, after SkipNet's CIFAR ResNets):
+  3x3 conv 3->16, three stages of n basic blocks with 16/32/64 channels (stride 2 at the first block of
+  stages 2 and 3, with a 1x1 conv + BN downsample shortcut), global average pool, linear to the classes.
+  Depth = 6n + 2: ResNet-20/38/74/110 have n = 3/6/12/18.
+- MobileNetV2 for CIFAR (Sandler et al. 2018, Table 2 settings) with the usual CIFAR changes: a stride-1
+  stem and stride 1 in the second stage, so a 32x32 input ends at 4x4 before the 1x1 conv to 1280.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .workload import Block, Layer, Role
+
+Shape = tuple[int, int, int]
+
+
+class _Net:
+    """Appends layers while tracking the current per-sample shape."""
+
+    def __init__(self, image_shape: Shape):
+        self.shape: Shape = tuple(image_shape)  # type: ignore[assignment]
+        self.layers: list[Layer] = []
+        self.blocks: list[Block] = []
+
+    def _add(self, **kw) -> Layer:
+        layer = Layer(**kw)
+        self.layers.append(layer)
+        return layer
+
+    def conv(self, name, cout, k, stride=1, pad=0, groups=1, shape: Shape | None = None,
+             block=None, role: Role = "main") -> Shape:
+        cin, h, w = shape or self.shape
+        out = (cout, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
+        self._add(name=name, kind="conv", in_shape=(cin, h, w), out_shape=out, kernel=(k, k),
+                  stride=(stride, stride), padding=(pad, pad), groups=groups, block=block, role=role,
+                  needs_input_grad=bool(self.layers))
+        return out
+
+    def same(self, name, kind, shape: Shape, block=None, role: Role = "main", **kw) -> Shape:
+        self._add(name=name, kind=kind, in_shape=shape, out_shape=shape, block=block, role=role, **kw)
+        return shape
+
+    def avgpool_global(self, name, role: Role = "head") -> Shape:
+        c, _, _ = self.shape
+        self._add(name=name, kind="avgpool", in_shape=self.shape, out_shape=(c, 1, 1),
+                  kernel=self.shape[1:], stride=self.shape[1:], role=role)
+        self.shape = (c, 1, 1)
+        return self.shape
+
+    def linear(self, name, cout, role: Role = "head", bias=True) -> Shape:
+        cin = self.shape[0] * self.shape[1] * self.shape[2]
+        self._add(name=name, kind="linear", in_shape=(cin, 1, 1), out_shape=(cout, 1, 1), bias=bias, role=role)
+        self.shape = (cout, 1, 1)
+        return self.shape
+
+
+def resnet_cifar(depth: int, classes: int = 10, image_shape: Shape = (3, 32, 32)):
+    """Layers and blocks of the CIFAR ResNet of the given depth (6n + 2)."""
+    if (depth - 2) % 6 or depth < 8:
+        raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
+    n = (depth - 2) // 6
+    net = _Net(image_shape)
+    s = net.conv("conv1", 16, 3, 1, 1, role="stem")
+    s = net.same("bn1", "batchnorm", s, role="stem")
+    net.shape = net.same("relu", "relu", s, role="stem")
+    first = True
+    for stage, planes in enumerate((16, 32, 64), start=1):
+        for i in range(n):
+            b = f"layer{stage}.{i}"
+            # The first block of the network always runs (E2-Train / SkipNet); every other is gated.
+            net.blocks.append(Block(name=b, stage=stage, gated=not first))
+            first = False
+            stride = 2 if (stage > 1 and i == 0) else 1
+            x = net.shape
+            s = net.conv(f"{b}.conv1", planes, 3, stride, 1, block=b)
+            s = net.same(f"{b}.bn1", "batchnorm", s, block=b)
+            s = net.same(f"{b}.relu1", "relu", s, block=b)
+            s = net.conv(f"{b}.conv2", planes, 3, 1, 1, shape=s, block=b)
+            s = net.same(f"{b}.bn2", "batchnorm", s, block=b)
+            if stride != 1 or x[0] != planes:
+                d = net.conv(f"{b}.downsample.0", planes, 1, stride, 0, shape=x, block=b, role="shortcut")
+                net.same(f"{b}.downsample.1", "batchnorm", d, block=b, role="shortcut")
+            s = net.same(f"{b}.add", "add", s, block=b, n_inputs=2)
+            net.shape = net.same(f"{b}.relu2", "relu", s, block=b)
+    net.avgpool_global("avgpool")
+    net.linear("fc", classes)
+    return net.layers, net.blocks
+
+
+# (expansion t, output channels c, repeats n, first stride s); CIFAR variant: stage 2 stride 1.
+MOBILENETV2_CIFAR_CFG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2),
+                         (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def mobilenetv2_cifar(classes: int = 10, image_shape: Shape = (3, 32, 32)):
+    net = _Net(image_shape)
+    s = net.conv("conv1", 32, 3, 1, 1, role="stem")
+    s = net.same("bn1", "batchnorm", s, role="stem")
+    net.shape = net.same("relu", "relu", s, role="stem", )
+    idx = 0
+    for stage, (t, c, reps, first_stride) in enumerate(MOBILENETV2_CIFAR_CFG, start=1):
+        for r in range(reps):
+            stride = first_stride if r == 0 else 1
+            b = f"layers.{idx}"
+            x = net.shape
+            residual = stride == 1 and x[0] == c
+            # Only blocks with an identity shortcut can be skipped (input passes through).
+            net.blocks.append(Block(name=b, stage=stage, gated=residual))
+            hidden = x[0] * t
+            s = x
+            if t != 1:
+                s = net.conv(f"{b}.conv1", hidden, 1, 1, 0, block=b)
+                s = net.same(f"{b}.bn1", "batchnorm", s, block=b)
+                s = net.same(f"{b}.relu1", "relu", s, block=b)
+            s = net.conv(f"{b}.conv2", hidden, 3, stride, 1, groups=hidden, shape=s, block=b)
+            s = net.same(f"{b}.bn2", "batchnorm", s, block=b)
+            s = net.same(f"{b}.relu2", "relu", s, block=b)
+            s = net.conv(f"{b}.conv3", c, 1, 1, 0, shape=s, block=b)
+            s = net.same(f"{b}.bn3", "batchnorm", s, block=b)
+            if residual:
+                s = net.same(f"{b}.add", "add", s, block=b, n_inputs=2)
+            net.shape = s
+            idx += 1
+    s = net.conv("conv2", 1280, 1, 1, 0, role="head")
+    s = net.same("bn2", "batchnorm", s, role="head")
+    net.shape = net.same("relu2", "relu", s, role="head")
+    net.avgpool_global("avgpool")
+    net.linear("fc", classes)
+    return net.layers, net.blocks
+
+
+def _resnet(depth: int) -> Callable:
+    def build(classes: int = 10, image_shape: Shape = (3, 32, 32)):
+        return resnet_cifar(depth, classes, image_shape)
+
+    build.__doc__ = f"CIFAR ResNet-{depth}"
+    return build
+
+
+BUILDERS: dict[str, Callable] = {
+    "resnet20": _resnet(20),
+    "resnet38": _resnet(38),
+    "resnet74": _resnet(74),
+    "resnet110": _resnet(110),
+    "mobilenetv2": mobilenetv2_cifar,
+}

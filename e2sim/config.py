@@ -1,0 +1,80 @@
+"""Strict YAML -> pydantic loading shared by workloads, hardware profiles and stats files.
+
+Errors name the file and the key path (``layers.3.out_channels``) so the CLI can print one line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import E2simError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise E2simError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+        seen[key] = loader.construct_object(value_node, deep=deep)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file strictly (safe types only, no duplicate keys)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise E2simError(f"{p}: cannot read file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise E2simError(f"{p}: not a UTF-8 text file") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except E2simError as exc:
+        raise E2simError(f"{p}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise E2simError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """First error of a pydantic ValidationError as 'key.path: message'."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "missing required key"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{loc}: {msg}{suffix}"
+
+
+def validate(model: type[M], data: Any, source: str) -> M:
+    """Validate ``data`` against ``model``; raise E2simError naming ``source`` and the key path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise E2simError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def load_model(model: type[M], path: str | Path) -> M:
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise E2simError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return validate(model, data, str(path))

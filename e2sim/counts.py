@@ -1,0 +1,215 @@
+"""Exact per-layer, per-pass training counts: MACs, element operations, tensor elements read and written.
+
+Everything is a numpy array over layers x passes (x tensors), split into a part that scales with the
+number of samples that run the layer (``*_sample``: activations and their gradients) and a part paid once
+per iteration whatever the batch (``*_fixed``: weights, weight gradients, optimizer state, the update).
+Techniques rescale the per-sample part (selective layer update skips samples, SMD skips iterations); the
+hardware stage prices the totals.
+
+Counting rules (per sample unless said otherwise; e = elements of the layer's output):
+- conv / linear: fwd MACs = Cout*Ho*Wo*(Cin/groups)*kh*kw; bwd_input the same (a transposed conv; zero
+  where the input needs no gradient, i.e. the first layer); bwd_weight the same. Bias: e element ops
+  forward (add) and e in bwd_weight (reduction of grad_output).
+- lstm (one step per sample, torch.nn.LSTM layout): 4H(I+H) MACs in each of fwd, bwd_input, bwd_weight;
+  element ops 16H forward (8H bias adds, 5H sigmoid/tanh, 3H cell products and sum) and 16H backward.
+- batchnorm (training mode): 5 element ops per element forward (mean, variance, normalise, scale, shift;
+  fvcore's training-mode count); backward split in bwd_weight 4/elem (recompute x_hat: 2, sum(dy*x_hat)
+  and sum(dy): 2) and bwd_input 4/elem (dx = gamma*inv_std*(dy - dbeta/N - x_hat*dgamma/N)).
+- relu: 1 op/elem forward (max), 1 backward (mask). sigmoid: 1 forward, 3 backward (dy*s*(1-s)).
+- add (n inputs): (n-1)*e ops forward; backward delivers grad_output to each of the n inputs (written
+  n*e) and pays the (n-1)*e accumulation of the branch gradients where the residual fork re-joins.
+- maxpool: e*(kh*kw-1) comparisons forward, e scatter ops backward; avgpool: e*kh*kw forward (adds and
+  scale), in-elements backward (broadcast and scale).
+- update (per iteration, not per sample): torch.optim.SGD with momentum and weight decay costs 3 ops per
+  parameter (g += wd*w; v = m*v + g; w -= lr*v), reads weight, gradient and momentum, writes weight and
+  momentum. Layers whose weights belong to another layer (a shared gate LSTM) have no update of their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .workload import Workload
+
+PASSES = ("fwd", "bwd_input", "bwd_weight", "update")
+TENSORS = ("input", "weight", "output", "grad_output", "grad_input", "grad_weight", "state")
+P = {p: i for i, p in enumerate(PASSES)}
+T = {t: i for i, t in enumerate(TENSORS)}
+UPDATE_OPS_PER_PARAM = 3
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Counts for one training iteration of ``batch_size`` samples. Arrays are int64."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    blocks: tuple[str | None, ...]
+    roles: tuple[str, ...]
+    batch_size: int
+    macs_sample: np.ndarray  # [L, P]
+    macs_fixed: np.ndarray  # [L, P]
+    ops_sample: np.ndarray  # [L, P] element operations (non-MAC)
+    ops_fixed: np.ndarray  # [L, P]
+    reads_sample: np.ndarray  # [L, P, T] elements
+    reads_fixed: np.ndarray
+    writes_sample: np.ndarray
+    writes_fixed: np.ndarray
+    params: np.ndarray = field(repr=False)  # [L] trainable parameters owned by the layer
+
+    @property
+    def macs(self) -> np.ndarray:
+        return self.macs_sample * self.batch_size + self.macs_fixed
+
+    @property
+    def elem_ops(self) -> np.ndarray:
+        return self.ops_sample * self.batch_size + self.ops_fixed
+
+    @property
+    def reads(self) -> np.ndarray:
+        return self.reads_sample * self.batch_size + self.reads_fixed
+
+    @property
+    def writes(self) -> np.ndarray:
+        return self.writes_sample * self.batch_size + self.writes_fixed
+
+    def with_batch(self, batch_size: int) -> Counts:
+        from dataclasses import replace
+
+        return replace(self, batch_size=int(batch_size))
+
+    def to_frame(self):
+        """Tidy table: one row per layer x pass, element counts per tensor with units in the names."""
+        import pandas as pd
+
+        nl, npass = len(self.names), len(PASSES)
+        cols = {
+            "layer": np.repeat(self.names, npass),
+            "kind": np.repeat(self.kinds, npass),
+            "block": np.repeat(np.array(self.blocks, dtype=object), npass),
+            "role": np.repeat(self.roles, npass),
+            "pass": np.tile(PASSES, nl),
+            "macs": self.macs.reshape(-1),
+            "elem_ops": self.elem_ops.reshape(-1),
+        }
+        reads, writes = self.reads.reshape(-1, len(TENSORS)), self.writes.reshape(-1, len(TENSORS))
+        for t, name in enumerate(TENSORS):
+            cols[f"{name}_read_elems"] = reads[:, t]
+        for t, name in enumerate(TENSORS):
+            cols[f"{name}_write_elems"] = writes[:, t]
+        df = pd.DataFrame(cols)
+        # Drop tensor columns that are zero everywhere would change the schema per workload; keep all.
+        return df
+
+
+def count(workload: Workload, batch_size: int | None = None) -> Counts:
+    """Per-layer, per-pass counts of one training iteration (default batch: the workload's)."""
+    layers = workload.layers
+    nl, npass, nt = len(layers), len(PASSES), len(TENSORS)
+    ms = np.zeros((nl, npass), np.int64)
+    mf = np.zeros((nl, npass), np.int64)
+    os_ = np.zeros((nl, npass), np.int64)
+    of = np.zeros((nl, npass), np.int64)
+    rs = np.zeros((nl, npass, nt), np.int64)
+    rf = np.zeros((nl, npass, nt), np.int64)
+    ws = np.zeros((nl, npass, nt), np.int64)
+    wf = np.zeros((nl, npass, nt), np.int64)
+    params = np.zeros(nl, np.int64)
+    fwd, bi, bw, up = (P[p] for p in PASSES)
+    ti, tw, to, tgo, tgi, tgw, tst = (T[t] for t in TENSORS)
+
+    for i, L in enumerate(layers):
+        cin, hin, win = L.in_shape
+        cout, hout, wout = L.out_shape
+        e_in, e_out = cin * hin * win, cout * hout * wout
+        k = L.kind
+        owns = L.weights_from is None
+        w = L.weight_elems
+        params[i] = w if owns else 0
+        gin = L.needs_input_grad
+
+        # Forward: every layer reads its input(s) and writes its output.
+        rs[i, fwd, ti] = e_in * (L.n_inputs if k == "add" else 1)
+        ws[i, fwd, to] = e_out
+        if gin:
+            ws[i, bi, tgi] = e_in * (L.n_inputs if k == "add" else 1)
+            rs[i, bi, tgo] = e_out
+
+        if k in ("conv", "linear", "lstm"):
+            if k == "conv":
+                mac = e_out * (cin // L.groups) * L.kernel[0] * L.kernel[1]
+            elif k == "linear":
+                mac = cin * cout
+            else:
+                h = L.hidden or cout
+                mac = 4 * h * (cin + h)
+            ms[i, fwd] = mac
+            ms[i, bw] = mac
+            rf[i, fwd, tw] = w
+            rs[i, bw, ti] = e_in
+            rs[i, bw, tgo] = e_out
+            wf[i, bw, tgw] = w
+            if gin:
+                ms[i, bi] = mac
+                rf[i, bi, tw] = w
+            if k == "lstm":
+                h = L.hidden or cout
+                os_[i, fwd] = 16 * h
+                os_[i, bi if gin else bw] = 16 * h
+            elif L.bias:
+                os_[i, fwd] = e_out
+                os_[i, bw] = e_out
+        elif k == "batchnorm":
+            os_[i, fwd] = 5 * e_out
+            rf[i, fwd, tw] = w
+            os_[i, bw] = 4 * e_out
+            rs[i, bw, ti] = e_in
+            rs[i, bw, tgo] = e_out
+            wf[i, bw, tgw] = w
+            if gin:
+                os_[i, bi] = 4 * e_out
+                rs[i, bi, ti] = e_in
+                rf[i, bi, tw] = w
+        elif k == "relu":
+            os_[i, fwd] = e_out
+            if gin:
+                os_[i, bi] = e_out
+                rs[i, bi, to] = e_out
+        elif k == "sigmoid":
+            os_[i, fwd] = e_out
+            if gin:
+                os_[i, bi] = 3 * e_out
+                rs[i, bi, to] = e_out
+        elif k == "add":
+            os_[i, fwd] = (L.n_inputs - 1) * e_out
+            if gin:
+                os_[i, bi] = (L.n_inputs - 1) * e_out
+        elif k == "maxpool":
+            os_[i, fwd] = e_out * (L.kernel[0] * L.kernel[1] - 1)
+            if gin:
+                os_[i, bi] = e_out
+        elif k == "avgpool":
+            os_[i, fwd] = e_out * L.kernel[0] * L.kernel[1]
+            if gin:
+                os_[i, bi] = e_in
+        else:  # pragma: no cover - LayerKind is a closed Literal
+            raise AssertionError(k)
+
+        if owns and w:
+            of[i, up] = UPDATE_OPS_PER_PARAM * w
+            rf[i, up, tw] = w
+            rf[i, up, tgw] = w
+            rf[i, up, tst] = w
+            wf[i, up, tw] = w
+            wf[i, up, tst] = w
+
+    return Counts(
+        names=tuple(L.name for L in layers),
+        kinds=tuple(L.kind for L in layers),
+        blocks=tuple(L.block for L in layers),
+        roles=tuple(L.role for L in layers),
+        batch_size=int(batch_size if batch_size is not None else workload.batch_size),
+        macs_sample=ms, macs_fixed=mf, ops_sample=os_, ops_fixed=of,
+        reads_sample=rs, reads_fixed=rf, writes_sample=ws, writes_fixed=wf, params=params,
+    )

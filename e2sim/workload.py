@@ -1,0 +1,261 @@
+"""Typed workloads: a CNN as an ordered list of layers with per-sample shapes, plus dataset and schedule.
+
+A workload file either names a bundled model builder (``model: resnet74``) or lists its layers
+explicitly (``model: custom`` with ``layers:``). Either way the result is a :class:`Workload` whose layers
+carry everything the counts stage needs; nothing downstream re-derives shapes.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from .config import load_model, validate
+from .errors import E2simError
+
+PKG_ROOT = Path(__file__).resolve().parent.parent
+WORKLOAD_DIR = PKG_ROOT / "workloads"
+
+LayerKind = Literal[
+    "conv", "linear", "batchnorm", "relu", "maxpool", "avgpool", "add", "lstm", "sigmoid",
+]
+# Layers whose forward is a GEMM on the PE array (have weights and MACs).
+GEMM_KINDS = ("conv", "linear", "lstm")
+# Where a layer sits in its residual block: SLU skips `main` layers of a skipped block; the `shortcut`
+# (downsample) path always runs, as in SkipNet's recurrent-gate ResNets; `gate` layers are the SLU gates.
+Role = Literal["stem", "main", "shortcut", "gate", "head"]
+
+Shape3 = Annotated[tuple[PositiveInt, PositiveInt, PositiveInt], Field(description="(C, H, W) per sample")]
+Pair = tuple[PositiveInt, PositiveInt]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Layer(_Strict):
+    """One layer. Shapes are per sample, (channels, height, width); a linear layer uses (features, 1, 1)."""
+
+    name: str = Field(min_length=1)
+    kind: LayerKind
+    in_shape: Shape3
+    out_shape: Shape3
+    block: str | None = None
+    role: Role = "main"
+    kernel: Pair = (1, 1)
+    stride: Pair = (1, 1)
+    padding: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] = (0, 0)
+    groups: PositiveInt = 1
+    bias: bool = False
+    # Number of summed inputs of an `add` layer (a residual add has 2).
+    n_inputs: PositiveInt = 1
+    # False where the layer's input needs no gradient (the network input): no `bwd_input` pass.
+    needs_input_grad: bool = True
+    # LSTM: hidden size; the input size is in_shape[0]. Gates run one step per block.
+    hidden: PositiveInt | None = None
+    # Name of the layer that owns this layer's weights (one LSTM shared by all SLU gates): such a layer
+    # reads the shared weights and accumulates into their gradient but has no update of its own.
+    weights_from: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Layer:
+        cin, hin, win = self.in_shape
+        cout, hout, wout = self.out_shape
+        k = self.kind
+        if k == "conv":
+            if cin % self.groups or cout % self.groups:
+                raise ValueError(f"groups={self.groups} must divide in and out channels ({cin}, {cout})")
+            exp = tuple(
+                (size + 2 * p - kk) // s + 1
+                for size, p, kk, s in zip((hin, win), self.padding, self.kernel, self.stride)
+            )
+            if exp != (hout, wout):
+                raise ValueError(
+                    f"out_shape spatial {hout}x{wout} does not follow from in {hin}x{win}, kernel "
+                    f"{self.kernel}, stride {self.stride}, padding {self.padding} (expected {exp[0]}x{exp[1]})"
+                )
+        elif k in ("linear", "lstm"):
+            if (hin, win) != (1, 1) or (hout, wout) != (1, 1):
+                raise ValueError(f"{k} layers take (features, 1, 1) shapes")
+            if k == "lstm" and (self.hidden is None or cout != self.hidden):
+                raise ValueError("lstm needs hidden equal to out_shape[0]")
+        elif k in ("maxpool", "avgpool"):
+            if cin != cout:
+                raise ValueError("pooling keeps the channel count")
+        elif self.in_shape != self.out_shape:
+            raise ValueError(f"{k} layers keep the shape (in {self.in_shape}, out {self.out_shape})")
+        if k != "add" and self.n_inputs != 1:
+            raise ValueError("n_inputs applies to add layers only")
+        if self.role in ("main", "shortcut", "gate") and self.block is None and self.role != "gate":
+            raise ValueError(f"role {self.role!r} needs a block")
+        return self
+
+    @property
+    def weight_elems(self) -> int:
+        """Trainable parameters (weights plus bias / affine)."""
+        cin, cout = self.in_shape[0], self.out_shape[0]
+        if self.kind == "conv":
+            w = cout * (cin // self.groups) * self.kernel[0] * self.kernel[1]
+            return w + (cout if self.bias else 0)
+        if self.kind == "linear":
+            return cin * cout + (cout if self.bias else 0)
+        if self.kind == "batchnorm":
+            return 2 * cin
+        if self.kind == "lstm":
+            # torch.nn.LSTM: W_ih (4H x I), W_hh (4H x H), b_ih, b_hh (4H each).
+            h = self.hidden or cout
+            return 4 * h * (cin + h) + 8 * h
+        return 0
+
+
+class Block(_Strict):
+    """A residual block. `gated` blocks are the ones selective layer update may skip."""
+
+    name: str
+    stage: int = Field(ge=0)
+    gated: bool
+
+
+class Dataset(_Strict):
+    name: str
+    classes: PositiveInt
+    train_images: PositiveInt
+    test_images: PositiveInt
+    image_shape: Shape3
+
+
+DATASETS: dict[str, Dataset] = {
+    # Krizhevsky 2009, "Learning Multiple Layers of Features from Tiny Images": 50,000 train / 10,000 test.
+    "cifar10": Dataset(name="cifar10", classes=10, train_images=50_000, test_images=10_000, image_shape=(3, 32, 32)),
+    "cifar100": Dataset(name="cifar100", classes=100, train_images=50_000, test_images=10_000, image_shape=(3, 32, 32)),
+}
+
+
+class Schedule(_Strict):
+    """Training schedule; defaults are E2-Train's (../shared/reference/e2train-paper.md §6)."""
+
+    iterations: PositiveInt = 64_000
+    lr: float = Field(0.1, gt=0)
+    lr_milestones: tuple[PositiveInt, ...] = (32_000, 48_000)
+    lr_decay: float = Field(0.1, gt=0, le=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class WorkloadFile(_Strict):
+    """What a workload YAML file holds."""
+
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="bundled builder name, or 'custom' with explicit layers")
+    dataset: str | Dataset = "cifar10"
+    batch_size: PositiveInt = 128
+    schedule: Schedule = Schedule()
+    layers: list[Layer] | None = None
+    blocks: list[Block] | None = None
+
+
+class Workload(_Strict):
+    """A resolved workload: model layers, blocks, dataset, batch size and schedule."""
+
+    name: str
+    model: str
+    dataset: Dataset
+    batch_size: PositiveInt
+    schedule: Schedule = Schedule()
+    layers: tuple[Layer, ...]
+    blocks: tuple[Block, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Workload:
+        if not self.layers:
+            raise ValueError("a workload needs at least one layer")
+        names = [layer.name for layer in self.layers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate layer names: {sorted(dup)}")
+        block_names = {b.name for b in self.blocks}
+        if len(block_names) != len(self.blocks):
+            raise ValueError("duplicate block names")
+        for i, layer in enumerate(self.layers):
+            if layer.block is not None and layer.block not in block_names:
+                raise ValueError(f"layers.{i}.block: {layer.block!r} is not one of the declared blocks")
+            if layer.weights_from is not None:
+                owner = next((o for o in self.layers if o.name == layer.weights_from), None)
+                if owner is None or owner.weights_from is not None or owner.kind != layer.kind:
+                    raise ValueError(f"layers.{i}.weights_from: {layer.weights_from!r} is not a layer of the "
+                                     f"same kind that owns its weights")
+        if self.layers[0].in_shape != self.dataset.image_shape:
+            raise ValueError(
+                f"first layer input {self.layers[0].in_shape} differs from the dataset image shape "
+                f"{self.dataset.image_shape}"
+            )
+        return self
+
+    @cached_property
+    def layer_index(self) -> dict[str, int]:
+        return {layer.name: i for i, layer in enumerate(self.layers)}
+
+    @property
+    def gated_blocks(self) -> tuple[Block, ...]:
+        return tuple(b for b in self.blocks if b.gated)
+
+    def forward_macs_per_sample(self) -> int:
+        from .counts import count
+
+        c = count(self, batch_size=1)
+        return int(c.macs[:, 0].sum())
+
+
+def bundled_workloads() -> dict[str, Path]:
+    """Names and paths of the workload files shipped in ``workloads/``."""
+    return {p.stem: p for p in sorted(WORKLOAD_DIR.glob("*.yaml"))}
+
+
+def resolve(spec: WorkloadFile, source: str = "<workload>") -> Workload:
+    """Turn a workload file into a Workload, building the layers for a bundled model."""
+    from .builders import BUILDERS
+
+    if isinstance(spec.dataset, Dataset):
+        dataset = spec.dataset
+    elif spec.dataset in DATASETS:
+        dataset = DATASETS[spec.dataset]
+    else:
+        raise E2simError(f"{source}: dataset: unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})")
+    if spec.model == "custom":
+        if not spec.layers:
+            raise E2simError(f"{source}: layers: model 'custom' needs a non-empty layers list")
+        layers, blocks = list(spec.layers), list(spec.blocks or [])
+    else:
+        if spec.layers is not None or spec.blocks is not None:
+            raise E2simError(f"{source}: layers: only model 'custom' may list layers (model is {spec.model!r})")
+        if spec.model not in BUILDERS:
+            raise E2simError(
+                f"{source}: model: unknown model {spec.model!r} (known: custom, {', '.join(BUILDERS)})"
+            )
+        layers, blocks = BUILDERS[spec.model](classes=dataset.classes, image_shape=dataset.image_shape)
+    data = dict(
+        name=spec.name, model=spec.model, dataset=dataset, batch_size=spec.batch_size,
+        schedule=spec.schedule, layers=layers, blocks=blocks,
+    )
+    return validate(Workload, data, source)
+
+
+def load_workload(name_or_path: str | Path) -> Workload:
+    """Load a bundled workload by name (``resnet74_cifar10``) or a workload YAML file by path."""
+    if isinstance(name_or_path, Workload):
+        return name_or_path
+    s = str(name_or_path)
+    bundled = bundled_workloads()
+    if s in bundled:
+        path = bundled[s]
+    else:
+        path = Path(s)
+        if not path.exists():
+            raise E2simError(
+                f"workload: {s!r} is neither a bundled workload ({', '.join(bundled)}) nor an existing file"
+            )
+    spec = load_model(WorkloadFile, path)
+    return resolve(spec, str(path))
