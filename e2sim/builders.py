@@ -100,15 +100,17 @@ def mobilenetv2_cifar(classes: int = 10, image_shape: Shape = (3, 32, 32)):
     s = net.conv("conv1", 32, 3, 1, 1, role="stem")
     s = net.same("bn1", "batchnorm", s, role="stem")
     net.shape = net.same("relu", "relu", s, role="stem", )
-    idx = 0
+    idx, seen_residual = 0, False
     for stage, (t, c, reps, first_stride) in enumerate(MOBILENETV2_CIFAR_CFG, start=1):
         for r in range(reps):
             stride = first_stride if r == 0 else 1
             b = f"layers.{idx}"
             x = net.shape
             residual = stride == 1 and x[0] == c
-            # Only blocks with an identity shortcut can be skipped (input passes through).
-            net.blocks.append(Block(name=b, stage=stage, gated=residual))
+            # Only blocks with an identity shortcut can be skipped (input passes through); as in the
+            # ResNets, the first skippable block always runs.
+            net.blocks.append(Block(name=b, stage=stage, gated=residual and seen_residual))
+            seen_residual = seen_residual or residual
             hidden = x[0] * t
             s = x
             if t != 1:
