@@ -16,6 +16,7 @@ from .errors import E2simError
 COMMANDS: dict[str, str] = {
     "workloads": "e2sim.commands.workloads:workloads",
     "counts": "e2sim.commands.counts:counts",
+    "psg-accuracy": "e2sim.commands.psg_accuracy:psg_accuracy",
 }
 
 

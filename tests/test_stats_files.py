@@ -35,3 +35,12 @@ def test_errors_name_file_and_key(tmp_path, text, match):
     with pytest.raises(E2simError, match=match) as err:
         load_psg_stats(p)
     assert "bad.yaml" in str(err.value)
+
+
+def test_stats_module_imports_neither_torch_nor_numba():
+    import subprocess
+    import sys
+
+    code = "import sys, e2sim, e2sim.stats, e2sim.workload; print(sorted(m for m in ('torch', 'numba') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
