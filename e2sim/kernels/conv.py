@@ -170,30 +170,102 @@ def conv2d_input_grad(gy, w, x_shape, *, g_bits, w_bits, stride=1, padding=0, gr
 
 
 # --------------------------------------------------------------------------------------- weight gradient
+@njit(cache=True, inline="always")
+def _dot32(a, b):
+    """int32 dot product of two equally long 1-D slices. Numba widens int32 arithmetic to int64; truncating
+    back is exact because callers only pass slices whose sum provably fits, and it lets LLVM use 16x16->32
+    multiply-adds. (1-D slices, not computed indices, so that no wrap-around check blocks vectorisation.)"""
+    s = np.int32(0)
+    for j in range(b.size):
+        s = np.int32(s + np.int32(a[j]) * np.int32(b[j]))
+    return s
+
+
+@njit(cache=True, inline="always")
+def _dot64(a, b):
+    s = np.int64(0)
+    for j in range(b.size):
+        s += np.int64(a[j]) * np.int64(b[j])
+    return s
+
+
+class CmLayout(NamedTuple):
+    """Channel-major flattened layout for stride-1 weight gradients: channel c's padded planes of all samples
+    back to back, ``sp = hp * wp`` elements per sample. The output gradient is stored on the same padded grid
+    (zeros outside the OH x OW corner), so for tap (kh, kw) the whole sum over samples and positions is ONE
+    contiguous dot product ``x[c, off + j] * g[co, j]`` with ``off = kh * wp + kw``: every wrapped-around
+    term meets a zero of g. The input rows carry ``tail`` extra zeros for the reads past the last plane."""
+
+    hp: int
+    wp: int
+    sp: int
+    length: int
+    tail: int
+
+
+def cm_layout(g) -> CmLayout:
+    hp, wp = g.h + 2 * g.ph, g.w + 2 * g.pw
+    return CmLayout(hp, wp, hp * wp, g.n * hp * wp, (g.kh - 1) * wp + g.kw)
+
+
 @njit(cache=True, parallel=True)
-def _wgrad_s1_kernel(xf, gf, wp, kh_n, kw_n, cig, cog, chunk, out):
-    """Stride 1: for each tap, the sum over a sample's output positions is ONE contiguous dot product of the
-    padded input plane (offset by the tap) with the output gradient widened to the padded row width (the
-    widening columns are zero, so the wrapped-around terms vanish). Partials of ``chunk`` terms are int32."""
-    n_n, co_n, length = gf.shape
+def _input_to_cm(x, ph, pw, hp, wp, out):
+    n_n, c_n, h_n, w_n = x.shape
+    sp = hp * wp
+    for c in prange(c_n):
+        for n in range(n_n):
+            for i in range(h_n):
+                base = n * sp + (i + ph) * wp + pw
+                for j in range(w_n):
+                    out[c, base + j] = x[n, c, i, j]
+
+
+@njit(cache=True, parallel=True)
+def _grad_to_cm(gy, hp, wp, out):
+    n_n, co_n, oh_n, ow_n = gy.shape
+    sp = hp * wp
+    for co in prange(co_n):
+        for n in range(n_n):
+            for i in range(oh_n):
+                for j in range(ow_n):
+                    out[co, n * sp + i * wp + j] = gy[n, co, i, j]
+
+
+def input_cm(x: np.ndarray, g, lay: CmLayout, dtype) -> np.ndarray:
+    out = np.zeros((g.ci, lay.length + lay.tail), dtype=dtype)
+    _input_to_cm(x, g.ph, g.pw, lay.hp, lay.wp, out)
+    return out
+
+
+def grad_cm(gy: np.ndarray, g, lay: CmLayout, dtype) -> np.ndarray:
+    out = np.zeros((g.co, lay.length), dtype=dtype)
+    _grad_to_cm(gy, lay.hp, lay.wp, out)
+    return out
+
+
+def cm_block(terms: int) -> int:
+    """Dot-product block length: at most ``terms`` (int32-safe), a multiple of 64 for whole SIMD iterations."""
+    return terms if terms < 64 else min(terms // 64 * 64, 8192)
+
+
+@njit(cache=True, parallel=True)
+def _wgrad_cm_kernel(xcm, gcm, wp, kh_n, kw_n, cig, cog, block, out):
+    """Exact stride-1 weight gradient on the channel-major layout; int32 partials of ``block`` terms. The
+    loop order keeps a block of one output channel's gradient and one input channel's row in L1."""
+    co_n, length = gcm.shape
     for co in prange(co_n):
         c0 = (co // cog) * cig
-        for c in range(cig):
-            for kh in range(kh_n):
-                for kw in range(kw_n):
-                    off = kh * wp + kw
-                    acc = np.int64(0)
-                    for n in range(n_n):
-                        xrow = xf[n, c0 + c]
-                        grow = gf[n, co]
-                        for j0 in range(0, length, chunk):
-                            s = np.int32(0)
-                            for j in range(j0, min(j0 + chunk, length)):
-                                # numba widens int32 arithmetic to int64; truncating back is exact here
-                                # (the chunk provably fits) and lets LLVM use 16x16->32 multiply-adds
-                                s = np.int32(s + np.int32(xrow[off + j]) * np.int32(grow[j]))
-                            acc += s
-                    out[co, c, kh, kw] = acc
+        acc = np.zeros((cig, kh_n, kw_n), dtype=np.int64)
+        for j0 in range(0, length, block):
+            j1 = min(j0 + block, length)
+            grow = gcm[co, j0:j1]
+            for c in range(cig):
+                xrow = xcm[c0 + c]
+                for kh in range(kh_n):
+                    for kw in range(kw_n):
+                        off = kh * wp + kw + j0
+                        acc[c, kh, kw] += _dot32(xrow[off:off + j1 - j0], grow)
+        out[co] = acc
 
 
 @njit(cache=True, parallel=True)
@@ -203,24 +275,23 @@ def _wgrad_strided_kernel(xp, gy, sh, sw, cig, cog, rows, out):
     _, _, kh_n, kw_n = out.shape
     for co in prange(co_n):
         c0 = (co // cog) * cig
-        for c in range(cig):
-            for kh in range(kh_n):
-                for kw in range(kw_n):
-                    acc = np.int64(0)
-                    for n in range(n_n):
+        acc = np.zeros((cig, kh_n, kw_n), dtype=np.int64)
+        for n in range(n_n):
+            for c in range(cig):
+                for kh in range(kh_n):
+                    for kw in range(kw_n):
                         if rows == 0:
                             for oh in range(oh_n):
-                                for ow in range(ow_n):
-                                    acc += np.int64(xp[n, c0 + c, oh * sh + kh, ow * sw + kw]) * np.int64(gy[n, co, oh, ow])
+                                xrow = xp[n, c0 + c, oh * sh + kh, kw:kw + (ow_n - 1) * sw + 1:sw]
+                                acc[c, kh, kw] += _dot64(xrow, gy[n, co, oh])
                         else:
                             for r0 in range(0, oh_n, rows):
                                 s = np.int32(0)
                                 for oh in range(r0, min(r0 + rows, oh_n)):
-                                    for ow in range(ow_n):
-                                        s = np.int32(s + np.int32(xp[n, c0 + c, oh * sh + kh, ow * sw + kw])
-                                                     * np.int32(gy[n, co, oh, ow]))
-                                acc += s
-                    out[co, c, kh, kw] = acc
+                                    xrow = xp[n, c0 + c, oh * sh + kh, kw:kw + (ow_n - 1) * sw + 1:sw]
+                                    s = np.int32(s + _dot32(xrow, gy[n, co, oh]))
+                                acc[c, kh, kw] += s
+        out[co] = acc
 
 
 def conv2d_weight_grad(x, gy, w_shape, *, x_bits, x_signed, g_bits, stride=1, padding=0, groups=1,
@@ -246,12 +317,9 @@ def wgrad_codes(x: np.ndarray, gy: np.ndarray, g: _Geom, terms: int) -> np.ndarr
     out = np.empty((g.co, cig, g.kh, g.kw), dtype=np.int64)
     wdt = np.int16 if max(np.iinfo(x.dtype).max, np.iinfo(gy.dtype).max) <= np.iinfo(np.int16).max else np.int32
     if g.sh == 1 and g.sw == 1 and terms >= 1:
-        wp = g.w + 2 * g.pw
-        xp = _pad(x, g, extra_h=1).astype(wdt, copy=False)  # one extra zero row covers the wrap-around reads
-        xf = xp.reshape(g.n, g.ci, -1)
-        gw = np.zeros((g.n, g.co, g.oh, wp), dtype=wdt)
-        gw[:, :, :, : g.ow] = gy
-        _wgrad_s1_kernel(xf, gw.reshape(g.n, g.co, -1), wp, g.kh, g.kw, cig, cog, terms, out)
+        lay = cm_layout(g)
+        _wgrad_cm_kernel(input_cm(x, g, lay, wdt), grad_cm(gy, g, lay, wdt), lay.wp, g.kh, g.kw, cig, cog,
+                         cm_block(terms), out)
     else:
         rows = terms // g.ow
         _wgrad_strided_kernel(_pad(x, g).astype(wdt, copy=False), gy.astype(wdt, copy=False), g.sh, g.sw, cig,

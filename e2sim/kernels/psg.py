@@ -44,10 +44,20 @@ def quantize_output_grad(gy: np.ndarray, bits: int):
     return quantize(gy, max_abs_range(gy, "tensor"), bits, True)
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, inline="always", fastmath={"reassoc", "contract"})
+def _dot_f64(a, b):
+    # products of integer codes and fp32 values are exact in float64; reassociation (for SIMD) only changes
+    # the float64 rounding of the sum
+    s = 0.0
+    for j in range(b.size):
+        s += np.float64(a[j]) * np.float64(b[j])
+    return s
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})  # the inlined _dot_f64 takes these flags
 def _entries_s1(xf, gf, wp, kw_n, cig, cog, entries, out):
-    """Stride-1 weight-gradient entries (co, c, kh, kw) listed in ``entries``, float64 sums (the products of
-    integer codes and fp32 values are exact in float64; reassociation only changes float64 rounding)."""
+    """Stride-1 weight-gradient entries (co, c, kh, kw) listed in ``entries``, float64 sums (same flattened
+    layout as conv._wgrad_s1_kernel)."""
     n_n, _, length = gf.shape
     for e in prange(entries.shape[0]):
         co, c, kh, kw = entries[e, 0], entries[e, 1], entries[e, 2], entries[e, 3]
@@ -55,10 +65,7 @@ def _entries_s1(xf, gf, wp, kw_n, cig, cog, entries, out):
         off = kh * wp + kw
         acc = 0.0
         for n in range(n_n):
-            xrow = xf[n, ci]
-            grow = gf[n, co]
-            for j in range(length):
-                acc += np.float64(xrow[off + j]) * np.float64(grow[j])
+            acc += _dot_f64(xf[n, ci, off:off + length], gf[n, co])
         out[e] = acc
 
 
@@ -71,8 +78,7 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
         acc = 0.0
         for n in range(n_n):
             for oh in range(oh_n):
-                for ow in range(ow_n):
-                    acc += np.float64(xp[n, ci, oh * sh + kh, ow * sw + kw]) * np.float64(gy[n, co, oh, ow])
+                acc += _dot_f64(xp[n, ci, oh * sh + kh, kw:kw + (ow_n - 1) * sw + 1:sw], gy[n, co, oh])
         out[e] = acc
 
 
@@ -112,18 +118,26 @@ def psg_weight_grad(x, gy, w_shape, *, stride=1, padding=0, groups=1, bits=8, ms
         raise ValueError(f"gy shape {gy.shape} does not match the conv output {(geom.n, geom.co, geom.oh, geom.ow)}")
     xq, dx = quantize_activation(x, bits, x_signed)
     xm = msb_split(xq, bits, msb_bits, x_signed)
+    return psg_from_codes(xq, xm, float(dx[0]), gy, geom, bits=bits, x_signed=x_signed,
+                          grad_msb_bits=grad_msb_bits, threshold=threshold)
+
+
+def psg_from_codes(xq, xm, x_scale, gy, geom, *, bits, x_signed, grad_msb_bits, threshold) -> PsgResult:
+    """PSG from the forward pass's input codes ``xq`` and their MSB part ``xm`` (scale ``x_scale``) and the fp32
+    output gradient ``gy``: what the backward pass of a PSG layer computes (``geom`` from conv._geometry)."""
+    w_shape = (geom.co, geom.ci // geom.groups, geom.kh, geom.kw)
     if grad_msb_bits == FP32:
-        every = np.argwhere(np.ones(tuple(w_shape), dtype=bool))
-        predicted = wgrad_entries(xm, gy, geom, every).reshape(w_shape) * np.float64(dx[0])
+        every = np.argwhere(np.ones(w_shape, dtype=bool))
+        predicted = wgrad_entries(xm, gy, geom, every).reshape(w_shape) * np.float64(x_scale)
     else:
         gq, dg = quantize_output_grad(gy, grad_msb_bits)
         terms = int32_terms(code_bound(bits, x_signed), code_bound(grad_msb_bits, True))
-        predicted = wgrad_codes(xm, gq, geom, terms) * (np.float64(dx[0]) * np.float64(dg[0]))
+        predicted = wgrad_codes(xm, gq, geom, terms) * (np.float64(x_scale) * np.float64(dg[0]))
     mag = np.abs(predicted)
     tau = float(threshold) if threshold >= 0 else float(-threshold * mag.max())
     fallback = mag <= tau
     entries = np.argwhere(fallback)
     full = np.full(predicted.shape, np.nan)
-    full[fallback] = wgrad_entries(xq, gy, geom, entries) * np.float64(dx[0])
+    full[fallback] = wgrad_entries(xq, gy, geom, entries) * np.float64(x_scale)
     sign = np.where(fallback, np.sign(np.nan_to_num(full)), np.sign(predicted)).astype(np.int8)
     return PsgResult(sign, predicted, fallback, full, tau)

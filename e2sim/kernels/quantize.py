@@ -40,17 +40,9 @@ def _check_bits(bits: int, name: str) -> None:
         raise ValueError(f"{name} must be an integer in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
 
 
-@njit(cache=True, parallel=True)
-def _rows_max_abs(x2):
-    out = np.empty(x2.shape[0], dtype=np.float32)
-    for i in prange(x2.shape[0]):
-        m = np.float32(0.0)
-        for j in range(x2.shape[1]):
-            a = abs(x2[i, j])
-            if a > m:
-                m = a
-        out[i] = m
-    return out
+def _rows_max_abs(x2: np.ndarray) -> np.ndarray:
+    # max |x| = max(max x, -min x): exact, and without an |x| temporary
+    return np.maximum(x2.max(axis=1), -x2.min(axis=1)).astype(np.float32)
 
 
 def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
@@ -73,22 +65,24 @@ def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
+def _quantize_row(x, lo, delta, qmax, zero_code, out):
+    for j in prange(x.size):
+        t = (x[j] - lo) / delta  # float32 throughout, like the official tensors
+        t = min(max(t, np.float32(0.0)), qmax)
+        out[j] = np.int32(np.rint(t)) - zero_code
+
+
 def _quantize_rows(x2, m_rows, bits, signed, out):
     qmax = np.float32(2.0**bits - 1.0)
-    two_b = np.float32(2.0**bits)
     zero_code = 2 ** (bits - 1) if signed else 0
-    for i in prange(x2.shape[0]):
+    for i in range(x2.shape[0]):
         m = m_rows[i]
         lo = -m if signed else np.float32(0.0)
-        delta = (m - lo) / two_b
-        for j in range(x2.shape[1]):
-            if delta == 0.0:
-                q = zero_code
-            else:
-                t = (x2[i, j] - lo) / delta
-                t = min(max(t, np.float32(0.0)), qmax)
-                q = int(np.rint(t))
-            out[i, j] = q - zero_code
+        delta = (m - lo) / np.float32(2.0**bits)
+        if delta == 0:
+            out[i] = 0  # the code of value 0 (the official formula gives NaN: 0/0)
+        else:
+            _quantize_row(x2[i], np.float32(lo), np.float32(delta), qmax, zero_code, out[i])
 
 
 def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bool):
@@ -114,18 +108,16 @@ def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bo
 
 
 @njit(cache=True, parallel=True)
-def _msb_flat(c, bits, msb_bits, signed, out):
-    step = 2 ** (bits - msb_bits)
-    qmax = 2**bits - 1
-    zero_code = 2 ** (bits - 1) if signed else 0
+def _msb_flat(c, shift, qmax, zero_code, out):
+    half = np.int32(1) << (shift - 1) if shift > 0 else np.int32(0)
     for i in prange(c.size):
-        q = np.int64(c[i]) + zero_code
-        # round half to even of q / step, computed exactly in integers
-        k = q // step
-        r = q - k * step
-        if 2 * r > step or (2 * r == step and k % 2 == 1):
-            k += 1
-        out[i] = min(k * step, qmax) - zero_code
+        q = np.int32(c[i]) + zero_code
+        # round half to even of q / 2**shift, exactly in integers
+        k = q >> shift
+        r = q - (k << shift)
+        up = (r > half) | ((r == half) & (shift > 0) & ((k & 1) == 1))
+        k = k + np.int32(up)
+        out[i] = min(k << shift, qmax) - zero_code
 
 
 def msb_split(codes: np.ndarray, bits: int, msb_bits: int, signed: bool) -> np.ndarray:
@@ -136,5 +128,6 @@ def msb_split(codes: np.ndarray, bits: int, msb_bits: int, signed: bool) -> np.n
         raise ValueError(f"msb_bits ({msb_bits}) must not exceed bits ({bits})")
     c = np.ascontiguousarray(codes)
     out = np.empty(c.shape, dtype=code_dtype(bits, signed))
-    _msb_flat(c.reshape(-1), bits, msb_bits, signed, out.reshape(-1))
+    zero_code = 2 ** (bits - 1) if signed else 0
+    _msb_flat(c.reshape(-1), bits - msb_bits, 2**bits - 1, zero_code, out.reshape(-1))
     return out

@@ -1,0 +1,157 @@
+"""PSG kernels: the exact integer PSG weight gradient (predict + threshold + fallback + sign) against
+(a) the official code's way in torch: quantize the output gradient to 16 bits, then two fp32
+    ``torch.nn.grad.conv2d_weight`` calls (MSB branch and full branch), mix and take the sign;
+(b) a plain NumPy integer implementation (im2col by sliding windows + int64 matmul);
+(c) torch's fp32 weight gradient alone (one ``conv2d_weight``), the target beyond.
+
+CIFAR ResNet 3x3 layer shapes (16/32/64 channels at 32/16/8 pixels), batch 128, 2 threads. Inputs are the
+forward pass's products on both sides (8-bit input codes and their 4-bit MSB part; torch gets the same values
+dequantized); timed is what the backward pass does from the fp32 output gradient on. The same run checks that
+all three PSG implementations give the same signs. Also reports the first-call (compile) vs cached time.
+
+    python benchmarks/bench_psg_kernels.py [--repeats 7] [--threshold -0.02]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+
+SHAPES = [(16, 32), (32, 16), (64, 8)]
+BATCH = 128
+
+
+def median_time(fn, repeats):
+    fn()  # warm-up (compiled code, caches, allocator)
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def torch_official(q_input, msb_input, gy, w_shape, threshold):
+    """models/conv_efficient.py + predictive.py backward: quantize_grad(16 bits, per-tensor max, signed,
+    deterministic), conv2d_weight for each branch, mix where |g_msb| > tau (ours: at-or-below falls back), sign."""
+    import torch
+
+    m = gy.abs().max()
+    delta = (m + m) / 2.0**16
+    g16 = gy.add(m).div(delta).clamp(0.0, 2.0**16 - 1).round().mul(delta).sub(m)
+    g_msb = torch.nn.grad.conv2d_weight(msb_input, w_shape, g16, padding=1)
+    g_q = torch.nn.grad.conv2d_weight(q_input, w_shape, gy, padding=1)
+    a = g_msb.abs()
+    tau = threshold if threshold >= 0 else -threshold * a.max()
+    return torch.where(a > tau, g_msb, g_q).sign()
+
+
+def numpy_psg(xq, xm, dx, gy, w_shape, threshold):
+    """Plain NumPy integer PSG: im2col (sliding windows) and int64 matmul for the prediction; the fallback
+    entries from the full codes and the fp32 gradient in float64; then the sign."""
+    from e2sim.kernels.psg import quantize_output_grad
+
+    co, ci, kh, kw = w_shape
+    gq, dg = quantize_output_grad(gy, 16)
+
+    def cols(a):
+        ap = np.pad(a, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        win = np.lib.stride_tricks.sliding_window_view(ap, (kh, kw), axis=(2, 3))  # n, c, oh, ow, kh, kw
+        return win.transpose(1, 4, 5, 0, 2, 3).reshape(ci * kh * kw, -1)
+
+    g2 = gq.transpose(1, 0, 2, 3).reshape(co, -1).astype(np.int64)
+    pred = (g2 @ cols(xm).astype(np.int64).T).reshape(w_shape) * (float(dx) * float(dg[0]))
+    mag = np.abs(pred)
+    tau = threshold if threshold >= 0 else -threshold * mag.max()
+    fb = mag <= tau
+    sign = np.sign(pred)
+    o_idx, r_idx = np.nonzero(fb.reshape(co, -1))
+    if o_idx.size:
+        xc = cols(xq)
+        gf = gy.transpose(1, 0, 2, 3).reshape(co, -1).astype(np.float64)
+        full = np.einsum("ek,ek->e", gf[o_idx], xc[r_idx].astype(np.float64))
+        sign.reshape(co, -1)[o_idx, r_idx] = np.sign(full)
+    return sign.astype(np.int8)
+
+
+def first_call_times():
+    """Time a fresh interpreter's first PSG call twice: the first run may compile (empty cache), the second
+    loads the cached machine code."""
+    code = ("import time, numpy as np; t=time.perf_counter(); from e2sim.kernels.psg import psg_weight_grad;"
+            "x=np.random.rand(2,3,6,6).astype(np.float32); g=np.random.rand(2,4,6,6).astype(np.float32);"
+            "psg_weight_grad(x,g,(4,3,3,3),padding=1); print(time.perf_counter()-t)")
+    out = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out.append(float(r.stdout.strip()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threshold", type=float, default=-0.02,
+                    help="fallback threshold (relative when negative) used on the random layer data")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the slow NumPy peer")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(2)
+    from e2sim.kernels.conv import _geometry
+    from e2sim.kernels.psg import psg_from_codes, quantize_activation
+    from e2sim.kernels.quantize import msb_split
+
+    import numba
+
+    print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; batch {BATCH}; "
+          f"threshold {args.threshold}; median of {args.repeats}")
+    cold = first_call_times()
+    print(f"first call in a fresh process (import + PSG on a tiny layer): {cold[0]:.2f} s, then {cold[1]:.2f} s "
+          "(cache=True: compiled once, later processes load the cache)")
+    hdr = ("shape", "e2sim_ms", "torch_official_ms", "numpy_int_ms", "torch_fp32_wgrad_ms", "vs_official",
+           "vs_numpy", "vs_fp32_wgrad", "fallback", "signs_equal")
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+    rng = np.random.default_rng(0)
+    for c, hw in SHAPES:
+        x = np.maximum(rng.standard_normal((BATCH, c, hw, hw)), 0).astype(np.float32)
+        gy = (rng.standard_normal((BATCH, c, hw, hw)) * 1e-4).astype(np.float32)
+        w_shape = (c, c, 3, 3)
+        xq, dx = quantize_activation(x, 8)
+        xm = msb_split(xq, 8, 4, False)
+        geom = _geometry(x.shape, w_shape, 1, 1, 1)
+
+        def ours():
+            return psg_from_codes(xq, xm, float(dx[0]), gy, geom, bits=8, x_signed=False, grad_msb_bits=16,
+                                  threshold=args.threshold)
+
+        q_t = torch.from_numpy(xq.astype(np.float32) * dx[0])
+        m_t = torch.from_numpy(xm.astype(np.float32) * dx[0])
+        g_t = torch.from_numpy(gy)
+        r = ours()
+        s_torch = torch_official(q_t, m_t, g_t, w_shape, args.threshold).numpy().astype(np.int8)
+        equal = np.mean(r.sign == s_torch)
+        t_ours = median_time(ours, args.repeats)
+        t_off = median_time(lambda: torch_official(q_t, m_t, g_t, w_shape, args.threshold), args.repeats)
+        t_fp32 = median_time(lambda: torch.nn.grad.conv2d_weight(torch.from_numpy(x), w_shape, g_t, padding=1),
+                             args.repeats)
+        if args.no_numpy:
+            t_np, np_equal = float("nan"), "-"
+        else:
+            np_sign = numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold)
+            np_equal = f"{np.mean(np_sign == r.sign):.6f}"
+            t_np = median_time(lambda: numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold), max(1, args.repeats // 3))
+        print(f"| {c}ch {hw}x{hw} | {t_ours * 1e3:.1f} | {t_off * 1e3:.1f} | {t_np * 1e3:.0f} | {t_fp32 * 1e3:.1f} | "
+              f"{t_off / t_ours:.2f}x | {t_np / t_ours:.0f}x | {t_fp32 / t_ours:.2f}x | {r.fallback.mean():.4f} | "
+              f"torch {equal:.6f}, numpy {np_equal} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
