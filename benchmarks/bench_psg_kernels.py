@@ -129,7 +129,7 @@ def main() -> None:
         geom = _geometry(x.shape, w_shape, 1, 1, 1)
 
         def ours():
-            return psg_from_codes(xq, xm, float(dx[0]), gy, geom, bits=8, x_signed=False, grad_msb_bits=16,
+            return psg_from_codes(xq, float(dx[0]), gy, geom, bits=8, msb_bits=4, x_signed=False, grad_msb_bits=16,
                                   threshold=args.threshold)
 
         q_t = torch.from_numpy(xq.astype(np.float32) * dx[0])

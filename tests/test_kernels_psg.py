@@ -113,3 +113,21 @@ def test_property_official_rule(n, c, groups, h, stride, padding, bits, drop, gr
     edge = np.isclose(np.abs(g_msb), r.tau, rtol=1e-12, atol=0)
     np.testing.assert_array_equal(r.fallback[~edge], fb[~edge])
     np.testing.assert_array_equal(r.sign[~edge], sign[~edge])
+
+
+@pytest.mark.parametrize("x_signed", [False, True])
+def test_top_level_clamp_and_signed_inputs(x_signed):
+    """Inputs at the top of the range round to the clamped MSB level 2**b - 1 (not a multiple of 16): the
+    fast path's 16*k - e split must handle them; signed inputs (the stem) centre the codes."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1 if x_signed else 0, 1, (4, 3, 8, 8)).astype(np.float32)
+    x[:2] *= 2.0  # samples above the batch-mean range saturate
+    gy = (rng.standard_normal((4, 5, 8, 8)) * 1e-3).astype(np.float32)
+    xq, _ = quantize_activation(x, 8, x_signed)
+    top = 127 if x_signed else 255
+    assert (msb_split(xq, 8, 4, x_signed) == top).mean() > 0.05
+    r = psg_weight_grad(x, gy, (5, 3, 3, 3), padding=1, threshold=-0.1, x_signed=x_signed)
+    sign, g_msb, fb, _ = official_psg(x, gy, (5, 3, 3, 3), 1, 1, 1, 8, 4, 16, -0.1, x_signed=x_signed)
+    np.testing.assert_allclose(r.predicted, g_msb, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(r.fallback, fb)
+    np.testing.assert_array_equal(r.sign, sign)

@@ -208,7 +208,7 @@ def cm_layout(g) -> CmLayout:
     return CmLayout(hp, wp, hp * wp, g.n * hp * wp, (g.kh - 1) * wp + g.kw)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
 def _input_to_cm(x, ph, pw, hp, wp, out):
     n_n, c_n, h_n, w_n = x.shape
     sp = hp * wp
@@ -220,7 +220,7 @@ def _input_to_cm(x, ph, pw, hp, wp, out):
                     out[c, base + j] = x[n, c, i, j]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
 def _grad_to_cm(gy, hp, wp, out):
     n_n, co_n, oh_n, ow_n = gy.shape
     sp = hp * wp

@@ -20,8 +20,19 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from .conv import _geometry, _pad, code_bound, int32_terms, wgrad_codes
-from .quantize import max_abs_range, msb_split, quantize
+from .conv import (
+    _geometry,
+    _pad,
+    _wgrad_cm_kernel,
+    cm_block,
+    cm_layout,
+    code_bound,
+    grad_cm,
+    input_cm,
+    int32_terms,
+    wgrad_codes,
+)
+from .quantize import code_of, max_abs_range, msb_split, quantize, quantizer_constants
 
 FP32 = 32  # grad_msb_bits value meaning "not quantized" (the official num_bits_grad >= 32 convention)
 
@@ -54,21 +65,6 @@ def _dot_f64(a, b):
     return s
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})  # the inlined _dot_f64 takes these flags
-def _entries_s1(xf, gf, wp, kw_n, cig, cog, entries, out):
-    """Stride-1 weight-gradient entries (co, c, kh, kw) listed in ``entries``, float64 sums (same flattened
-    layout as conv._wgrad_s1_kernel)."""
-    n_n, _, length = gf.shape
-    for e in prange(entries.shape[0]):
-        co, c, kh, kw = entries[e, 0], entries[e, 1], entries[e, 2], entries[e, 3]
-        ci = (co // cog) * cig + c
-        off = kh * wp + kw
-        acc = 0.0
-        for n in range(n_n):
-            acc += _dot_f64(xf[n, ci, off:off + length], gf[n, co])
-        out[e] = acc
-
-
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
 def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
     n_n, _, oh_n, ow_n = gy.shape
@@ -82,6 +78,119 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
         out[e] = acc
 
 
+@njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
+def _digits_to_cm(xq, zero_code, d_lut, e_lut, ph, pw, hp, wp, d_out, e_c, e_j):
+    """MSB part of the input codes as ``2**shift * d - e`` (d small; e = 1 where the official clamp turns the
+    top level 2**b into 2**b - 1), d written into the channel-major layout, the (rare) e positions listed.
+    Returns the number of e positions (only the first e_c.size are stored)."""
+    n_n, c_n, h_n, w_n = xq.shape
+    sp = hp * wp
+    cnt = 0
+    for c in range(c_n):
+        for n in range(n_n):
+            for i in range(h_n):
+                base = n * sp + (i + ph) * wp + pw
+                for j in range(w_n):
+                    q = np.int32(xq[n, c, i, j]) + zero_code
+                    d_out[c, base + j] = d_lut[q]
+                    if e_lut[q]:
+                        if cnt < e_c.size:
+                            e_c[cnt] = c
+                            e_j[cnt] = base + j
+                        cnt += 1
+    return cnt
+
+
+def _digit_tables(bits, msb_bits, x_signed):
+    """d and e per uncentred code q: MSB code (centred) == 2**shift * d[q] - e[q] (see quantize.msb_split)."""
+    shift = bits - msb_bits
+    q = np.arange(2**bits)
+    k = np.rint(q / 2.0**shift).astype(np.int64)  # exact halves: rint rounds them to even, like the official
+    e = (k == 2**msb_bits) & (shift > 0)
+    d = k - (2 ** (msb_bits - 1) if x_signed else 0)
+    return d.astype(np.int8 if msb_bits <= 6 else np.int16), e.astype(np.uint8)
+
+
+@njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
+def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out):
+    """The output-gradient quantizer (same formula as quantize.quantize) written into the channel-major layout."""
+    n_n, co_n, oh_n, ow_n = gy.shape
+    sp = hp * wp
+    for co in prange(co_n):
+        for n in range(n_n):
+            for i in range(oh_n):
+                base = n * sp + i * wp
+                for j in range(ow_n):
+                    out[co, base + j] = code_of(gy[n, co, i, j], lo, delta, qmax, zero_code)
+
+
+@njit(cache=True, parallel=True)
+def _sparse_cm_wgrad(e_c, e_j, gcm, wp, kh_n, kw_n, cig, cog, out):
+    """sum over the few e = 1 input positions of the output gradient, per weight entry (exact int64)."""
+    co_n, length = gcm.shape
+    for co in prange(co_n):
+        c0 = (co // cog) * cig
+        for t in range(e_c.size):
+            c = e_c[t] - c0
+            if c < 0 or c >= cig:
+                continue
+            for kh in range(kh_n):
+                for kw in range(kw_n):
+                    j = e_j[t] - (kh * wp + kw)
+                    if 0 <= j < length:
+                        out[co, c, kh, kw] += gcm[co, j]
+
+
+# serial: the fallback is a few percent of the work; on a shared machine one thread beats waiting on a sibling
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _entries_cm(qcm, fcm, wp, cig, cog, entries, starts, out):
+    """Listed weight-gradient entries (sorted by output channel; ``starts[co]`` = first entry of co) on the
+    channel-major layout: blocks of one output channel's gradient stay in L1 while its entries take turns."""
+    co_n, length = fcm.shape
+    block = 4096
+    for co in prange(co_n):
+        e0, e1 = starts[co], starts[co + 1]
+        if e0 == e1:
+            continue
+        for e in range(e0, e1):
+            out[e] = 0.0
+        c0 = (co // cog) * cig
+        for j0 in range(0, length, block):
+            j1 = min(j0 + block, length)
+            grow = fcm[co, j0:j1]
+            for e in range(e0, e1):
+                off = entries[e, 2] * wp + entries[e, 3] + j0
+                out[e] += _dot_f64(qcm[c0 + entries[e, 1], off:off + j1 - j0], grow)
+
+
+def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
+    """Exact integer MSB prediction for stride 1: (int64 sums, scale of the output-gradient codes)."""
+    lay = cm_layout(geom)
+    shift = bits - msb_bits
+    zero_code = 2 ** (bits - 1) if x_signed else 0
+    d_lut, e_lut = _digit_tables(bits, msb_bits, x_signed)
+    d = np.zeros((geom.ci, lay.length + lay.tail), dtype=d_lut.dtype)
+    cap = 4096
+    while True:
+        e_c, e_j = np.empty(cap, np.int64), np.empty(cap, np.int64)
+        n_e = _digits_to_cm(xq, zero_code, d_lut, e_lut, geom.ph, geom.pw, lay.hp, lay.wp, d, e_c, e_j)
+        if n_e <= cap:
+            break
+        cap = n_e
+    lo, delta, qmax, gzero = quantizer_constants(max_abs_range(gy, "tensor")[0], grad_bits, True)
+    g = np.zeros((geom.co, lay.length), dtype=np.int16)
+    if delta > 0:
+        _quantize_grad_to_cm(gy, lo, delta, qmax, gzero, lay.hp, lay.wp, g)
+    cig, cog = geom.ci // geom.groups, geom.co // geom.groups
+    main = np.empty((geom.co, cig, geom.kh, geom.kw), dtype=np.int64)
+    terms = int32_terms(2 ** (msb_bits - 1) if x_signed else 2**msb_bits, code_bound(grad_bits, True))
+    _wgrad_cm_kernel(d, g, lay.wp, geom.kh, geom.kw, cig, cog, cm_block(terms), main)
+    corr = np.zeros_like(main)
+    if n_e:
+        _sparse_cm_wgrad(e_c[:n_e], e_j[:n_e], g, lay.wp, geom.kh, geom.kw, cig, cog, corr)
+    return (main << shift) - corr, np.float64(delta)
+
+
 def wgrad_entries(x_codes: np.ndarray, gy: np.ndarray, geom, entries: np.ndarray) -> np.ndarray:
     """Weight-gradient sums sum(x_codes * gy) for the listed (co, c, kh, kw) entries only, float64."""
     cig, cog = geom.ci // geom.groups, geom.co // geom.groups
@@ -90,11 +199,14 @@ def wgrad_entries(x_codes: np.ndarray, gy: np.ndarray, geom, entries: np.ndarray
         return out
     gy = np.ascontiguousarray(gy, dtype=np.float32)
     if geom.sh == 1 and geom.sw == 1:
-        wp = geom.w + 2 * geom.pw
-        xf = _pad(x_codes, geom, extra_h=1).reshape(geom.n, geom.ci, -1)
-        gw = np.zeros((geom.n, geom.co, geom.oh, wp), dtype=np.float32)
-        gw[:, :, :, : geom.ow] = gy
-        _entries_s1(xf, gw.reshape(geom.n, geom.co, -1), wp, geom.kw, cig, cog, entries, out)
+        lay = cm_layout(geom)
+        order = np.argsort(entries[:, 0], kind="stable")  # group by output channel (argwhere already is)
+        ent = np.ascontiguousarray(entries[order])
+        starts = np.searchsorted(ent[:, 0], np.arange(geom.co + 1))
+        res = np.empty_like(out)
+        _entries_cm(input_cm(x_codes, geom, lay, x_codes.dtype), grad_cm(gy, geom, lay, np.float32), lay.wp, cig,
+                    cog, ent, starts, res)
+        out[order] = res
     else:
         _entries_strided(_pad(x_codes, geom), gy, geom.sh, geom.sw, cig, cog, entries, out)
     return out
@@ -117,19 +229,23 @@ def psg_weight_grad(x, gy, w_shape, *, stride=1, padding=0, groups=1, bits=8, ms
     if gy.shape != (geom.n, geom.co, geom.oh, geom.ow):
         raise ValueError(f"gy shape {gy.shape} does not match the conv output {(geom.n, geom.co, geom.oh, geom.ow)}")
     xq, dx = quantize_activation(x, bits, x_signed)
-    xm = msb_split(xq, bits, msb_bits, x_signed)
-    return psg_from_codes(xq, xm, float(dx[0]), gy, geom, bits=bits, x_signed=x_signed,
+    return psg_from_codes(xq, float(dx[0]), gy, geom, bits=bits, msb_bits=msb_bits, x_signed=x_signed,
                           grad_msb_bits=grad_msb_bits, threshold=threshold)
 
 
-def psg_from_codes(xq, xm, x_scale, gy, geom, *, bits, x_signed, grad_msb_bits, threshold) -> PsgResult:
-    """PSG from the forward pass's input codes ``xq`` and their MSB part ``xm`` (scale ``x_scale``) and the fp32
-    output gradient ``gy``: what the backward pass of a PSG layer computes (``geom`` from conv._geometry)."""
+def psg_from_codes(xq, x_scale, gy, geom, *, bits, msb_bits, x_signed, grad_msb_bits, threshold) -> PsgResult:
+    """PSG from the forward pass's ``bits``-bit input codes ``xq`` (scale ``x_scale``) and the fp32 output
+    gradient ``gy``: what the backward pass of a PSG layer computes (``geom`` from conv._geometry)."""
     w_shape = (geom.co, geom.ci // geom.groups, geom.kh, geom.kw)
     if grad_msb_bits == FP32:
+        xm = msb_split(xq, bits, msb_bits, x_signed)
         every = np.argwhere(np.ones(w_shape, dtype=bool))
         predicted = wgrad_entries(xm, gy, geom, every).reshape(w_shape) * np.float64(x_scale)
+    elif geom.sh == 1 and geom.sw == 1:
+        ints, dg = _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_msb_bits)
+        predicted = ints * (np.float64(x_scale) * dg)
     else:
+        xm = msb_split(xq, bits, msb_bits, x_signed)
         gq, dg = quantize_output_grad(gy, grad_msb_bits)
         terms = int32_terms(code_bound(bits, x_signed), code_bound(grad_msb_bits, True))
         predicted = wgrad_codes(xm, gq, geom, terms) * (np.float64(x_scale) * np.float64(dg[0]))

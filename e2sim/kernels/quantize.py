@@ -64,25 +64,35 @@ def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
     return np.array([rows.astype(np.float64).sum() / rows.size], dtype=np.float32)
 
 
+@njit(cache=True, inline="always")
+def code_of(v, lo, delta, qmax, zero_code):
+    """The official formula for one float32 value: round_half_even(clamp((v - lo) / delta, 0, qmax)), centred."""
+    t = (v - lo) / delta  # float32 throughout, like the official tensors
+    t = min(max(t, np.float32(0.0)), qmax)
+    return np.int32(np.rint(t)) - zero_code
+
+
 @njit(cache=True, parallel=True)
 def _quantize_row(x, lo, delta, qmax, zero_code, out):
     for j in prange(x.size):
-        t = (x[j] - lo) / delta  # float32 throughout, like the official tensors
-        t = min(max(t, np.float32(0.0)), qmax)
-        out[j] = np.int32(np.rint(t)) - zero_code
+        out[j] = code_of(x[j], lo, delta, qmax, zero_code)
+
+
+def quantizer_constants(max_value: float, bits: int, signed: bool):
+    """(lo, delta, qmax, zero_code) of the official formula, float32 like the original tensors."""
+    m = np.float32(max_value)
+    lo = -m if signed else np.float32(0.0)
+    delta = np.float32((m - lo) / np.float32(2.0**bits))
+    return np.float32(lo), delta, np.float32(2.0**bits - 1.0), 2 ** (bits - 1) if signed else 0
 
 
 def _quantize_rows(x2, m_rows, bits, signed, out):
-    qmax = np.float32(2.0**bits - 1.0)
-    zero_code = 2 ** (bits - 1) if signed else 0
     for i in range(x2.shape[0]):
-        m = m_rows[i]
-        lo = -m if signed else np.float32(0.0)
-        delta = (m - lo) / np.float32(2.0**bits)
+        lo, delta, qmax, zero_code = quantizer_constants(m_rows[i], bits, signed)
         if delta == 0:
             out[i] = 0  # the code of value 0 (the official formula gives NaN: 0/0)
         else:
-            _quantize_row(x2[i], np.float32(lo), np.float32(delta), qmax, zero_code, out[i])
+            _quantize_row(x2[i], lo, delta, qmax, zero_code, out[i])
 
 
 def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bool):
@@ -107,17 +117,21 @@ def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bo
     return codes.reshape(x.shape), delta
 
 
+@njit(cache=True, inline="always")
+def msb_digit(code, shift, zero_code):
+    """k = round_half_even(q / 2**shift) of the uncentred code q, exactly in integers (0 <= k <= 2**msb_bits)."""
+    half = np.int32(1) << (shift - 1) if shift > 0 else np.int32(0)
+    q = np.int32(code) + zero_code
+    k = q >> shift
+    r = q - (k << shift)
+    up = (r > half) | ((r == half) & (shift > 0) & ((k & 1) == 1))
+    return k + np.int32(up)
+
+
 @njit(cache=True, parallel=True)
 def _msb_flat(c, shift, qmax, zero_code, out):
-    half = np.int32(1) << (shift - 1) if shift > 0 else np.int32(0)
     for i in prange(c.size):
-        q = np.int32(c[i]) + zero_code
-        # round half to even of q / 2**shift, exactly in integers
-        k = q >> shift
-        r = q - (k << shift)
-        up = (r > half) | ((r == half) & (shift > 0) & ((k & 1) == 1))
-        k = k + np.int32(up)
-        out[i] = min(k << shift, qmax) - zero_code
+        out[i] = min(msb_digit(c[i], shift, zero_code) << shift, qmax) - zero_code
 
 
 def msb_split(codes: np.ndarray, bits: int, msb_bits: int, signed: bool) -> np.ndarray:
