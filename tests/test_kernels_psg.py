@@ -131,3 +131,17 @@ def test_top_level_clamp_and_signed_inputs(x_signed):
     np.testing.assert_allclose(r.predicted, g_msb, rtol=1e-12, atol=0)
     np.testing.assert_array_equal(r.fallback, fb)
     np.testing.assert_array_equal(r.sign, sign)
+
+
+def test_entries_in_any_order():
+    from e2sim.kernels.conv import _geometry
+    from e2sim.kernels.psg import wgrad_entries
+
+    x, gy = layer_data(9)
+    xq, _ = quantize_activation(x, 8)
+    geom = _geometry(x.shape, (5, 4, 3, 3), 1, 1, 1)
+    every = np.argwhere(np.ones((5, 4, 3, 3), bool))
+    want = torch.nn.grad.conv2d_weight(torch.from_numpy(xq.astype(np.float64)), (5, 4, 3, 3),
+                                       torch.from_numpy(gy.astype(np.float64)), 1, 1).numpy().reshape(-1)
+    perm = np.random.default_rng(0).permutation(len(every))
+    np.testing.assert_allclose(wgrad_entries(xq, gy, geom, every[perm]), want[perm], rtol=1e-12)

@@ -182,6 +182,21 @@ def _dot32(a, b):
 
 
 @njit(cache=True, inline="always")
+def _dot32x3(a0, a1, a2, b):
+    """Three int32 dot products against the same b (three neighbouring taps): one load of b serves three
+    multiply-adds. Same exactness argument as _dot32."""
+    s0 = np.int32(0)
+    s1 = np.int32(0)
+    s2 = np.int32(0)
+    for j in range(b.size):
+        bj = np.int32(b[j])
+        s0 = np.int32(s0 + np.int32(a0[j]) * bj)
+        s1 = np.int32(s1 + np.int32(a1[j]) * bj)
+        s2 = np.int32(s2 + np.int32(a2[j]) * bj)
+    return s0, s1, s2
+
+
+@njit(cache=True, inline="always")
 def _dot64(a, b):
     s = np.int64(0)
     for j in range(b.size):
@@ -259,12 +274,22 @@ def _wgrad_cm_kernel(xcm, gcm, wp, kh_n, kw_n, cig, cog, block, out):
         for j0 in range(0, length, block):
             j1 = min(j0 + block, length)
             grow = gcm[co, j0:j1]
+            m = j1 - j0
             for c in range(cig):
                 xrow = xcm[c0 + c]
                 for kh in range(kh_n):
-                    for kw in range(kw_n):
+                    kw = 0
+                    while kw + 3 <= kw_n:
                         off = kh * wp + kw + j0
-                        acc[c, kh, kw] += _dot32(xrow[off:off + j1 - j0], grow)
+                        s0, s1, s2 = _dot32x3(xrow[off:off + m], xrow[off + 1:off + 1 + m], xrow[off + 2:off + 2 + m],
+                                              grow)
+                        acc[c, kh, kw] += s0
+                        acc[c, kh, kw + 1] += s1
+                        acc[c, kh, kw + 2] += s2
+                        kw += 3
+                    for k in range(kw, kw_n):
+                        off = kh * wp + k + j0
+                        acc[c, kh, k] += _dot32(xrow[off:off + m], grow)
         out[co] = acc
 
 
