@@ -246,14 +246,29 @@ def _grad_to_cm(gy, hp, wp, out):
                     out[co, n * sp + i * wp + j] = gy[n, co, i, j]
 
 
-def input_cm(x: np.ndarray, g, lay: CmLayout, dtype) -> np.ndarray:
-    out = np.zeros((g.ci, lay.length + lay.tail), dtype=dtype)
+_WORKSPACE: dict[tuple, np.ndarray] = {}
+
+
+def workspace(name: str, geom, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A zero-initialised buffer that is reused by later calls with the same name, conv geometry, shape and
+    dtype. The layout kernels write exactly the same interior positions of a given geometry on every call,
+    so the padding stays zero; reusing the buffer saves the page faults of fresh multi-megabyte allocations
+    on every training step. Callers consume the buffer before returning (not thread-safe)."""
+    key = (name, tuple(geom), shape, np.dtype(dtype).str)
+    buf = _WORKSPACE.get(key)
+    if buf is None:
+        buf = _WORKSPACE[key] = np.zeros(shape, dtype=dtype)
+    return buf
+
+
+def input_cm(x: np.ndarray, g, lay: CmLayout, dtype, name: str = "input_cm") -> np.ndarray:
+    out = workspace(name, g, (g.ci, lay.length + lay.tail), dtype)
     _input_to_cm(x, g.ph, g.pw, lay.hp, lay.wp, out)
     return out
 
 
-def grad_cm(gy: np.ndarray, g, lay: CmLayout, dtype) -> np.ndarray:
-    out = np.zeros((g.co, lay.length), dtype=dtype)
+def grad_cm(gy: np.ndarray, g, lay: CmLayout, dtype, name: str = "grad_cm") -> np.ndarray:
+    out = workspace(name, g, (g.co, lay.length), dtype)
     _grad_to_cm(gy, lay.hp, lay.wp, out)
     return out
 

@@ -27,6 +27,7 @@ from .conv import (
     cm_block,
     cm_layout,
     code_bound,
+    workspace,
     grad_cm,
     input_cm,
     int32_terms,
@@ -124,7 +125,7 @@ def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out):
                     out[co, base + j] = code_of(gy[n, co, i, j], lo, delta, qmax, zero_code)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: a handful of positions
 def _sparse_cm_wgrad(e_c, e_j, gcm, wp, kh_n, kw_n, cig, cog, out):
     """sum over the few e = 1 input positions of the output gradient, per weight entry (exact int64)."""
     co_n, length = gcm.shape
@@ -169,7 +170,7 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     shift = bits - msb_bits
     zero_code = 2 ** (bits - 1) if x_signed else 0
     d_lut, e_lut = _digit_tables(bits, msb_bits, x_signed)
-    d = np.zeros((geom.ci, lay.length + lay.tail), dtype=d_lut.dtype)
+    d = workspace("psg_digits", geom, (geom.ci, lay.length + lay.tail), d_lut.dtype)
     cap = 4096
     while True:
         e_c, e_j = np.empty(cap, np.int64), np.empty(cap, np.int64)
@@ -178,9 +179,11 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
             break
         cap = n_e
     lo, delta, qmax, gzero = quantizer_constants(max_abs_range(gy, "tensor")[0], grad_bits, True)
-    g = np.zeros((geom.co, lay.length), dtype=np.int16)
+    g = workspace("psg_grad_codes", geom, (geom.co, lay.length), np.int16)
     if delta > 0:
         _quantize_grad_to_cm(gy, lo, delta, qmax, gzero, lay.hp, lay.wp, g)
+    else:
+        g[:] = 0  # an all-zero gradient has all-zero codes
     cig, cog = geom.ci // geom.groups, geom.co // geom.groups
     main = np.empty((geom.co, cig, geom.kh, geom.kw), dtype=np.int64)
     terms = int32_terms(2 ** (msb_bits - 1) if x_signed else 2**msb_bits, code_bound(grad_bits, True))
