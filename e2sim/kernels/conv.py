@@ -85,8 +85,8 @@ def _geometry(x_shape, w_shape, stride, padding, groups) -> _Geom:
     return _Geom(n, ci, h, w, co, kh, kw, sh, sw, ph, pw, groups, oh, ow)
 
 
-def _pad(x: np.ndarray, g: _Geom, extra_h: int = 0) -> np.ndarray:
-    return np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph + extra_h), (g.pw, g.pw)))
+def _pad(x: np.ndarray, g: _Geom) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)))
 
 
 # ----------------------------------------------------------------------------------------------- forward

@@ -9,6 +9,11 @@ layer's input and output gradient are captured and, for each PSG setting, the PS
   ``msb_bits == bits`` and ``grad_msb_bits == 32`` the prediction equals it, so the agreement is 1.
 * ``sign_agreement_fp32``: the sign of the exact fp32 gradient of the unquantized layer (torch's
   ``weight.grad``), which also includes the forward quantization error.
+
+Input codes are unsigned (post-ReLU activations, as the official ``input_signed=False``) except for the stem
+conv, whose input is the normalised image: it is quantized signed here, where the official code would clamp
+its negative half to zero. The model itself trains in fp32 with plain SGD (no PSG updates), so the statistics
+describe PSG's prediction along an ordinary training trajectory.
 """
 from __future__ import annotations
 
