@@ -68,6 +68,7 @@ def test_validate_against_run_directory(tmp_path, capsys):
         (["--log", "LOG", "--format", "pynq", "--against", "EST", "--window", "9"], "no samples with mark 9"),
         (["--log", "LOG", "--format", "xml", "--against", "EST"], "Invalid value for '--format'"),
         (["--published", "--log", "LOG"], "takes no --log"),
+        (["--log", "LOG", "--format", "pynq", "--against", "LOG"], "not a JSON estimate"),
     ],
 )
 def test_validate_errors(tmp_path, capsys, argv, message):
@@ -116,3 +117,13 @@ def test_calibrate_errors(tmp_path, capsys):
                         "static_power_w", "--out", str(tmp_path / "x.yaml")], capsys)
     assert code == 2 and "no sidecar ina.windows.yaml" in err
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_validation_path_imports_neither_torch_nor_numba():
+    import subprocess
+    import sys
+
+    code = ("import sys, e2sim.commands.validate, e2sim.commands.calibrate, e2sim.validation.manifest, "
+            "e2sim.validation.published, e2sim.validation.compare; "
+            "bad = [m for m in ('torch', 'numba') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

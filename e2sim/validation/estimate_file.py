@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import validate
+from ..config import read_text, validate
 from ..errors import E2simError
 
 ESTIMATE_FILE = "estimate.json"
@@ -52,10 +52,8 @@ def load_estimate(path: str | Path) -> EstimateRecord:
             raise E2simError(f"{p}: run directory has no {ESTIMATE_FILE} (write one with e2sim estimate --format json)")
         p = p / ESTIMATE_FILE
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise E2simError(f"{p}: cannot read file ({exc.strerror or exc})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(read_text(p))
+    except json.JSONDecodeError as exc:
         raise E2simError(f"{p}: not a JSON estimate ({exc})") from None
     if not isinstance(data, dict):
         raise E2simError(f"{p}: expected a JSON object (the output of e2sim estimate --format json)")

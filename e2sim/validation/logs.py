@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import read_text
 from ..errors import E2simError
 from .units import DATETIME_UNIT, header_unit, si_factor
 
@@ -45,13 +46,7 @@ class LogChecks:
 # ---------------------------------------------------------------------------------------------- helpers
 def _read_table(path: Path, sep: str) -> pd.DataFrame:
     """CSV with '#' comment lines (e.g. '# synthetic: ...') skipped; all cells read as strings."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise E2simError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise E2simError(f"{path}: not a UTF-8 text file") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [ln for ln in read_text(path).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise E2simError(f"{path}: empty log (no header line)")
     try:
@@ -280,8 +275,7 @@ def read_generic(path: Path, checks: LogChecks, column_map: dict[str, tuple[str,
     """Any CSV (',' or ';') with a time column and power or voltage+current columns. Without a column map,
     columns are found by name (time/timestamp/t, power/p, voltage/v, current/i, rail, mark; unit in
     brackets or a _unit suffix stripped). Units come from the map, else from the header."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        header = next((ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")), "")
+    header = next((ln for ln in read_text(path).splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
     df = _read_table(path, ";" if header.count(";") > header.count(",") else ",")
     cmap = dict(column_map or {})
     if not cmap:
