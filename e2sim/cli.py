@@ -16,6 +16,8 @@ from .errors import E2simError
 COMMANDS: dict[str, str] = {
     "workloads": "e2sim.commands.workloads:workloads",
     "counts": "e2sim.commands.counts:counts",
+    "validate": "e2sim.commands.validate:validate",
+    "calibrate": "e2sim.commands.calibrate:calibrate",
 }
 
 

@@ -32,15 +32,21 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file strictly (safe types only, no duplicate keys)."""
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; E2simError naming the file if it cannot be read or decoded."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
         raise E2simError(f"{p}: cannot read file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise E2simError(f"{p}: not a UTF-8 text file") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file strictly (safe types only, no duplicate keys)."""
+    p = Path(path)
+    text = read_text(p)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except E2simError as exc:
