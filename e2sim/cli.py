@@ -18,6 +18,9 @@ COMMANDS: dict[str, str] = {
     "counts": "e2sim.commands.counts:counts",
     "validate": "e2sim.commands.validate:validate",
     "calibrate": "e2sim.commands.calibrate:calibrate",
+    "estimate": "e2sim.commands.estimate:estimate",
+    "cycles": "e2sim.commands.cycles:cycles",
+    "profiles": "e2sim.commands.profiles:profiles",
 }
 
 
