@@ -94,13 +94,12 @@ def item_costs(plan: Plan, geo: Geometry, profile: HardwareProfile, compat: bool
 
     # Element-wise work of every item (unscaled here, like the GEMMs); tensors of items without a GEMM
     # stream through the buffers.
-    unscale = 1.0 / np.where(plan.scale > 0, plan.scale, 1.0)
     p_vec = macs_per_pe_per_cycle(profile, plan.a_bits, plan.a_bits, plan.is_float)
-    compute += np.ceil(plan.elem_ops * unscale / (rows * cols * p_vec))
+    compute += np.ceil(plan.unscaled("elem_ops") / (rows * cols * p_vec))
     no_gemm = np.ones(n_items, bool)
     no_gemm[it] = False
-    rd = (plan.reads * plan.tensor_bits).sum(1) * unscale
-    wr = (plan.writes * plan.tensor_bits).sum(1) * unscale
+    rd = (plan.unscaled("reads") * plan.tensor_bits).sum(1)
+    wr = (plan.unscaled("writes") * plan.tensor_bits).sum(1)
     sram_r[no_gemm, 0] += rd[no_gemm]
     sram_w[no_gemm, 0] += rd[no_gemm]
     sram_w[no_gemm, 2] += wr[no_gemm]
