@@ -52,18 +52,19 @@ class Techniques:
 
 
 def build(workload: Workload, techniques: Sequence[Technique] | Techniques = (), precision: str = "fp32",
-          iterations: int | None = None) -> tuple[Workload, Plan]:
+          iterations: int | None = None, batch_size: int | None = None) -> tuple[Workload, Plan]:
     """The workload as the techniques change it and the plan of the whole training run."""
     ts = techniques.ordered() if isinstance(techniques, Techniques) else list(techniques)
     w = workload
     for t in ts:
         w = t.workload(w)
-    plan = base_plan(count(w), precision, iterations if iterations is not None else w.schedule.iterations)
+    plan = base_plan(count(w, batch_size), precision, iterations if iterations is not None else w.schedule.iterations)
     for t in ts:
         plan = t.apply(plan, w)
     return w, plan
 
 
-def baseline_plan(workload: Workload, kind: str = "fp32", iterations: int | None = None) -> Plan:
+def baseline_plan(workload: Workload, kind: str = "fp32", iterations: int | None = None,
+                  batch_size: int | None = None) -> Plan:
     """The plan of a named baseline (see baselines.py) over the plain workload."""
-    return build(workload, [Baseline(kind)], base_precision(kind), iterations)[1]
+    return build(workload, [Baseline(kind)], base_precision(kind), iterations, batch_size)[1]
