@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "estimate": "e2sim.commands.estimate:estimate",
     "cycles": "e2sim.commands.cycles:cycles",
     "profiles": "e2sim.commands.profiles:profiles",
+    "sweep": "e2sim.commands.sweep:sweep",
 }
 
 

@@ -72,14 +72,24 @@ def add_gates(workload: Workload) -> Workload:
     return Workload.model_validate({**dict(workload), "layers": tuple(layers)})
 
 
-def skip_blocks(plan: Plan, skip: Mapping[str, float]) -> Plan:
-    """Scale the samples of the ``main`` items (fwd, bwd_input, bwd_weight) of each block by 1 - skip."""
-    c = plan.counts
-    keep = np.ones(len(c.names))
-    for i, (b, role) in enumerate(zip(c.blocks, c.roles)):
+def keep_per_layer(counts, skip: Mapping[str, float]) -> np.ndarray:
+    """[L] fraction of the samples that run each layer: 1 - skip of its block for ``main`` layers, else 1."""
+    keep = np.ones(len(counts.names))
+    for i, (b, role) in enumerate(zip(counts.blocks, counts.roles)):
         if role == "main" and b in skip:
             keep[i] = 1.0 - skip[b]
-    mask = (keep[plan.layer] != 1.0) & (plan.pass_ != UPD)
+    return keep
+
+
+def skipped_items(plan: Plan, keep: np.ndarray) -> np.ndarray:
+    """[N] items whose samples the keep fractions change (every pass but the per-iteration update)."""
+    return (keep[plan.layer] != 1.0) & (plan.pass_ != UPD)
+
+
+def skip_blocks(plan: Plan, skip: Mapping[str, float]) -> Plan:
+    """Scale the samples of the ``main`` items (fwd, bwd_input, bwd_weight) of each block by 1 - skip."""
+    keep = keep_per_layer(plan.counts, skip)
+    mask = skipped_items(plan, keep)
     return set_items(plan, mask, samples=plan.samples[mask] * keep[plan.layer[mask]])
 
 
