@@ -45,8 +45,9 @@ def map_gemms(m, n, k, dataflow, rows, cols, *, a_unique, buf_a, buf_b, buf_c, c
     rf, cf = _ceil_div(sr, ar), _ceil_div(sc, ac)
     folds = rf * cf
     lines = t + ar + ac - 2 + np.where(is_os, 0.0, ar)
-    # SCALE-Sim reports the index of the last cycle (rows of the demand matrices - 1).
-    compute_cycles = folds * lines - 1
+    # SCALE-Sim reports the index of the last cycle (rows of the demand matrices - 1); at least one cycle
+    # (a 1x1x1 GEMM on a 1x1 array would otherwise take none).
+    compute_cycles = np.maximum(folds * lines - 1, 1.0)
     pes = ar * ac
     mac = m * n * k
     mapping_eff = 100.0 * sr * sc / (folds * pes)
