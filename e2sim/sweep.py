@@ -159,16 +159,23 @@ def bit_plans(spec: SweepSpec):
 
 
 def _row_keys(plan: Plan) -> np.ndarray:
-    """[N, 7 + T] float key of everything that prices an item (scale excluded: priced at 1)."""
-    return np.column_stack([plan.layer, plan.pass_, plan.samples, plan.a_bits, plan.b_bits,
-                            plan.is_float, plan.tensor_bits]).astype(float)
+    """[N, 3] uint64 key of everything that prices an item (scale excluded: priced at 1): layer, pass,
+    operand widths and float flag packed in one word, the tensor widths (6 bits each) in another, and the
+    samples' float bits."""
+    u = np.uint64
+    ints = (plan.layer.astype(u) << u(16)) | (plan.pass_.astype(u) << u(13)) | (plan.a_bits.astype(u) << u(7)) \
+        | (plan.b_bits.astype(u) << u(1)) | plan.is_float.astype(u)
+    tb = np.zeros(plan.n_items, u)
+    for t in range(plan.tensor_bits.shape[1]):
+        tb |= plan.tensor_bits[:, t].astype(u) << u(6 * t)
+    return np.column_stack([ints, tb, np.ascontiguousarray(plan.samples, dtype=float).view(u)])
 
 
 def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First index of each distinct row and the inverse map, by a hash then an exact check."""
     import pandas as pd
 
-    x = np.ascontiguousarray(keys).view(np.uint64)
+    x = keys
     h = np.zeros(len(keys), np.uint64)
     with np.errstate(over="ignore"):
         for j in range(x.shape[1]):  # murmur3's 64-bit finaliser per column, folded in (a fast row hash)
@@ -250,12 +257,12 @@ def evaluate(spec: SweepSpec, tables: Tables, ids: np.ndarray):
     its = tables.iterations[iP]
     ir_t = ir if spec.slu else np.zeros_like(ir)
     comp = its[:, None] * (tables.energy_a[ip, im, ig, ir_t] + F[:, None] * tables.energy_b[ip, im, ig, ir_t])
-    energy = its * (tables.energy_a[ip, im, ig, ir_t].sum(1) + F * tables.energy_b[ip, im, ig, ir_t].sum(1))
+    energy = comp.sum(1)
     cycles = its * (tables.cycles_a[ip, im, ig, ir_t] + F * tables.cycles_b[ip, im, ig, ir_t])
     nan = np.full(len(ids), np.nan)
     df = pd.DataFrame({
         "config_id": ids.astype(np.int64),
-        "precision": np.asarray(spec.precision, dtype=object)[ip],
+        "precision": pd.Categorical.from_codes(ip, categories=list(spec.precision)),
         "psg_msb_bits": np.asarray(spec.psg_msb_bits, float)[im] if spec.psg else nan,
         "grad_bits": np.asarray(spec.grad_bits, float)[ig] if spec.psg else nan,
         "slu_skip": np.asarray(spec.slu_skip, float)[ir] if spec.slu else nan,
