@@ -37,12 +37,12 @@ def configure(*, smd: float | None = None, seed: int | None = None, slu_skip: fl
     if slu_skip is not None:
         t_slu = SLU(slu_skip)
     elif slu_stats is not None:
-        t_slu = SLU(per_block=load_slu_stats(slu_stats).ratios(), source=str(slu_stats))
+        t_slu = SLU(per_block=dict(load_slu_stats(slu_stats).skip_ratio), source=str(slu_stats))
     t_psg = None
     if psg:
         bits = PSGBits.parse(psg_bits) if psg_bits else PSGBits()
         if psg_stats is not None:
-            t_psg = PSG(bits, per_layer=load_psg_stats(psg_stats).fractions(), source=str(psg_stats))
+            t_psg = PSG(bits, per_layer=dict(load_psg_stats(psg_stats).fallback_fraction), source=str(psg_stats))
         else:
             t_psg = PSG(bits, fallback=psg_fallback)
     return Techniques(smd=t_smd, slu=t_slu, psg=t_psg)

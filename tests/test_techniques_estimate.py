@@ -87,20 +87,22 @@ def test_savings_and_compare_rows():
 def test_stats_files_drive_slu_and_psg(tmp_path):
     ratios = {b.name: 0.5 for b in W20.gated_blocks}
     p = tmp_path / "slu.yaml"
-    p.write_text(yaml.safe_dump({"schema_version": 1, "kind": "slu",
-                                 "blocks": {b: {"skip_ratio": r} for b, r in ratios.items()}}))
+    p.write_text(yaml.safe_dump({"schema_version": 1, "kind": "slu", "workload": "resnet20_cifar10",
+                                 "skip_ratio": ratios}))
     a = estimate_with_savings(W20, PROF, "fp32", configure(slu_stats=str(p))).config
     b = estimate_with_savings(W20, PROF, "fp32", configure(slu_skip=0.5)).config
     assert a.energy_j == pytest.approx(b.energy_j, rel=1e-12)
     convs = [L.name for L in W20.layers if L.kind == "conv"]
     q = tmp_path / "psg.json"
-    q.write_text(json.dumps({"schema_version": 1, "kind": "psg",
-                             "layers": {n: {"fallback_fraction": 0.2} for n in convs}}))
+    settings = {"bits": 8, "msb_bits": 4, "grad_msb_bits": 16, "threshold": 5e-5, "steps": 10,
+                "sample_every": 1, "batch_size": 8, "data": "synthetic", "seed": 0}
+    head = {"schema_version": 1, "kind": "psg", "workload": "resnet20_cifar10", "settings": settings}
+    q.write_text(json.dumps({**head, "fallback_fraction": {n: 0.2 for n in convs}}))
     a = estimate_with_savings(W20, PROF, "fp32", configure(psg=True, psg_stats=str(q))).config
     b = estimate_with_savings(W20, PROF, "fp32", configure(psg=True, psg_fallback=0.2)).config
     assert a.energy_j == pytest.approx(b.energy_j, rel=1e-12)
-    q.write_text(json.dumps({"schema_version": 1, "kind": "psg", "layers": {"conv1": {"fallback_fraction": 2}}}))
-    with pytest.raises(E2simError, match=r"psg.json: layers.conv1.fallback_fraction"):
+    q.write_text(json.dumps({**head, "fallback_fraction": {"conv1": 2}}))
+    with pytest.raises(E2simError, match=r"psg.json: fallback_fraction.conv1"):
         configure(psg=True, psg_stats=str(q))
     with pytest.raises(E2simError, match="need --psg"):
         configure(psg_fallback=0.1)
