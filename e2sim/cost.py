@@ -92,15 +92,15 @@ def item_costs(plan: Plan, geo: Geometry, profile: HardwareProfile, compat: bool
     compute[it] = cnt * mp["compute_cycles"] * stretch
     macs[it] = g.macs
 
-    # Element-wise work of every item; tensors of items without a GEMM stream through the buffers.
-    ops = plan.elem_ops / np.where(plan.scale > 0, plan.scale, 1.0)
+    # Element-wise work of every item (unscaled here, like the GEMMs); tensors of items without a GEMM
+    # stream through the buffers.
+    unscale = 1.0 / np.where(plan.scale > 0, plan.scale, 1.0)
     p_vec = macs_per_pe_per_cycle(profile, plan.a_bits, plan.a_bits, plan.is_float)
-    compute += np.ceil(ops / (rows * cols * p_vec))
+    compute += np.ceil(plan.elem_ops * unscale / (rows * cols * p_vec))
     no_gemm = np.ones(n_items, bool)
     no_gemm[it] = False
-    scale = np.where(plan.scale > 0, plan.scale, 1.0)
-    rd = (plan.reads / scale[:, None] * plan.tensor_bits).sum(1)
-    wr = (plan.writes / scale[:, None] * plan.tensor_bits).sum(1)
+    rd = (plan.reads * plan.tensor_bits).sum(1) * unscale
+    wr = (plan.writes * plan.tensor_bits).sum(1) * unscale
     sram_r[no_gemm, 0] += rd[no_gemm]
     sram_w[no_gemm, 0] += rd[no_gemm]
     sram_w[no_gemm, 2] += wr[no_gemm]
