@@ -2,7 +2,7 @@
 configuration into the tidy table) against the named peer, one configuration at a time through the same
 stages (techniques.build + estimate_plan), measured in the same run. Median of several runs.
 
-    python -m benchmarks.bench_sweep [--repeats 5] [--peer-samples 20]
+    python benchmarks/run.py sweep      (or: python -m benchmarks.bench_sweep [--repeats 5] [--peer-samples 20])
 """
 from __future__ import annotations
 
