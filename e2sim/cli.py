@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "estimate": "e2sim.commands.estimate:estimate",
     "cycles": "e2sim.commands.cycles:cycles",
     "profiles": "e2sim.commands.profiles:profiles",
+    "sweep": "e2sim.commands.sweep:sweep",
+    "psg-accuracy": "e2sim.commands.psg_accuracy:psg_accuracy",
 }
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from ..output import FORMATS, emit, frame_to_text, to_json
+from .technique_options import run_estimate_with_techniques, technique_options, uses_techniques
 
 
 @click.command("estimate")
@@ -13,7 +14,8 @@ from ..output import FORMATS, emit, frame_to_text, to_json
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="override the workload's batch size")
 @click.option("--scalesim-compat", is_flag=True, help="count as SCALE-Sim 3.0.0 does (CALC mode: no stalls)")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def estimate(workload, profile, precision, iterations, batch_size, scalesim_compat, fmt) -> None:
+@technique_options
+def estimate(workload, profile, precision, iterations, batch_size, scalesim_compat, fmt, **techniques) -> None:
     """Energy and time of a whole training run on a hardware profile.
 
     json: totals (energy_j, time_s, cycles, breakdown_j, by_pass_j) and the settings used;
@@ -21,6 +23,11 @@ def estimate(workload, profile, precision, iterations, batch_size, scalesim_comp
     """
     from ..estimate import estimate as run
 
+    if fmt == "json" or uses_techniques(techniques):
+        # Techniques, baseline and saving (issue 4); json always carries the baseline and the saving.
+        run_estimate_with_techniques(workload, profile, precision, iterations, batch_size, scalesim_compat,
+                                     fmt, techniques)
+        return
     est = run(workload, profile, precision, iterations=iterations, batch_size=batch_size,
               scalesim_compat=scalesim_compat)
     if fmt == "json":
