@@ -84,3 +84,14 @@ def load_model(model: type[M], path: str | Path) -> M:
     if not isinstance(data, dict):
         raise E2simError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return validate(model, data, str(path))
+
+
+def bundled_or_path(what: str, name_or_path: str | Path, bundled: dict[str, Path]) -> Path:
+    """The file of a bundled item (``what`` is "workload", "profile", ...) by name, or an existing path."""
+    s = str(name_or_path)
+    if s in bundled:
+        return bundled[s]
+    path = Path(s)
+    if not path.exists():
+        raise E2simError(f"{what}: {s!r} is neither a bundled {what} ({', '.join(bundled)}) nor an existing file")
+    return path

@@ -20,8 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .config import load_model
-from .errors import E2simError
+from .config import bundled_or_path, load_model
 from .workload import PKG_ROOT
 
 PROFILE_DIR = PKG_ROOT / "hardware_profiles"
@@ -180,14 +179,7 @@ def load_profile(name_or_path: str | Path | HardwareProfile) -> HardwareProfile:
     if s in _CACHE:
         return _CACHE[s]
     bundled = bundled_profiles()
-    if s in bundled:
-        path = bundled[s]
-    else:
-        path = Path(s)
-        if not path.exists():
-            raise E2simError(
-                f"profile: {s!r} is neither a bundled profile ({', '.join(bundled)}) nor an existing file"
-            )
+    path = bundled_or_path("profile", s, bundled)
     prof = load_model(HardwareProfile, path)
     if s in bundled:  # files given by path are re-read: the user may be editing them
         _CACHE[s] = prof

@@ -1,6 +1,5 @@
 """Techniques at plan level: identities at zero strength, exact rescaling, gate overhead by hand,
 PSG/baseline bit-widths, and composition (combined == sequential, order-independent)."""
-import itertools
 
 import numpy as np
 import pandas as pd
@@ -96,7 +95,7 @@ def test_smd_rate_out_of_range(rate):
 def _gate_macs_by_hand(workload):
     """Per image: conv C->10 on the pooled previous-block output, LSTM 4*10*(10+10), linear 10->1."""
     blocks = {b.name: b for b in workload.blocks}
-    total, prev_c = 0, None
+    total = 0
     for layer in workload.layers:
         if layer.block in blocks and layer.name.endswith(".conv1"):
             if blocks[layer.block].gated:
