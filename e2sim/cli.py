@@ -16,6 +16,12 @@ from .errors import E2simError
 COMMANDS: dict[str, str] = {
     "workloads": "e2sim.commands.workloads:workloads",
     "counts": "e2sim.commands.counts:counts",
+    "validate": "e2sim.commands.validate:validate",
+    "calibrate": "e2sim.commands.calibrate:calibrate",
+    "estimate": "e2sim.commands.estimate:estimate",
+    "cycles": "e2sim.commands.cycles:cycles",
+    "profiles": "e2sim.commands.profiles:profiles",
+    "sweep": "e2sim.commands.sweep:sweep",
     "psg-accuracy": "e2sim.commands.psg_accuracy:psg_accuracy",
 }
 

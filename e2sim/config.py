@@ -32,15 +32,21 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file strictly (safe types only, no duplicate keys)."""
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; E2simError naming the file if it cannot be read or decoded."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
         raise E2simError(f"{p}: cannot read file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise E2simError(f"{p}: not a UTF-8 text file") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file strictly (safe types only, no duplicate keys)."""
+    p = Path(path)
+    text = read_text(p)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except E2simError as exc:
@@ -78,3 +84,14 @@ def load_model(model: type[M], path: str | Path) -> M:
     if not isinstance(data, dict):
         raise E2simError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return validate(model, data, str(path))
+
+
+def bundled_or_path(what: str, name_or_path: str | Path, bundled: dict[str, Path]) -> Path:
+    """The file of a bundled item (``what`` is "workload", "profile", ...) by name, or an existing path."""
+    s = str(name_or_path)
+    if s in bundled:
+        return bundled[s]
+    path = Path(s)
+    if not path.exists():
+        raise E2simError(f"{what}: {s!r} is neither a bundled {what} ({', '.join(bundled)}) nor an existing file")
+    return path

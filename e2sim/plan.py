@@ -56,11 +56,20 @@ class Plan:
     def n_items(self) -> int:
         return len(self.layer)
 
-    def _per_item(self, sample: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    def _per_item(self, sample: np.ndarray, fixed: np.ndarray, scaled: bool = True) -> np.ndarray:
         li, pi = self.layer, self.pass_
         s, f = sample[li, pi], fixed[li, pi]
         bshape = (-1,) + (1,) * (s.ndim - 1)
-        return self.scale.reshape(bshape) * (s * self.samples.reshape(bshape) + f)
+        full = s * self.samples.reshape(bshape) + f
+        return self.scale.reshape(bshape) * full if scaled else full
+
+    def unscaled(self, quantity: str) -> np.ndarray:
+        """``elem_ops``, ``reads`` or ``writes`` per item as if the whole item ran (scale 1): the mapping
+        sizes the work on the hardware from this and applies ``scale`` afterwards."""
+        c = self.counts
+        parts = {"elem_ops": (c.ops_sample, c.ops_fixed), "reads": (c.reads_sample, c.reads_fixed),
+                 "writes": (c.writes_sample, c.writes_fixed), "macs": (c.macs_sample, c.macs_fixed)}
+        return self._per_item(*parts[quantity], scaled=False)
 
     @property
     def macs(self) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from .config import load_model, validate
+from .config import bundled_or_path, load_model, validate
 from .errors import E2simError
 
 PKG_ROOT = Path(__file__).resolve().parent.parent
@@ -247,15 +247,6 @@ def load_workload(name_or_path: str | Path) -> Workload:
     """Load a bundled workload by name (``resnet74_cifar10``) or a workload YAML file by path."""
     if isinstance(name_or_path, Workload):
         return name_or_path
-    s = str(name_or_path)
-    bundled = bundled_workloads()
-    if s in bundled:
-        path = bundled[s]
-    else:
-        path = Path(s)
-        if not path.exists():
-            raise E2simError(
-                f"workload: {s!r} is neither a bundled workload ({', '.join(bundled)}) nor an existing file"
-            )
+    path = bundled_or_path("workload", name_or_path, bundled_workloads())
     spec = load_model(WorkloadFile, path)
     return resolve(spec, str(path))
