@@ -16,6 +16,8 @@ from .errors import E2simError
 COMMANDS: dict[str, str] = {
     "workloads": "e2sim.commands.workloads:workloads",
     "counts": "e2sim.commands.counts:counts",
+    "train": "e2sim.commands.train:train",
+    "curves": "e2sim.commands.curves:curves",
 }
 
 

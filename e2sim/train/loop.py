@@ -25,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import E2simError
 from ..output import write_atomic
 from . import schedule
+from .curves import CURVE_COLUMNS, CURVES_FILE, read_curves, write_curves
 
-CURVE_COLUMNS = ("iteration", "executed", "loss", "train_accuracy", "test_accuracy", "lr",
-                 "slu_executed_fraction", "cumulative_energy_j")
 PSG_LR = 0.03  # paper setup for PSG runs (../shared/reference/e2train-paper.md §3): SignSGD prefers small lr
 CHECKPOINT = "checkpoint.pt"
 
@@ -87,22 +86,9 @@ class _Stats:
             setattr(self, k, v.clone())
 
 
-def _write_curves(rows: list[dict], path: Path) -> None:
-    import pandas as pd
-
-    buf = io.StringIO()
-    pd.DataFrame(rows, columns=list(CURVE_COLUMNS)).to_csv(buf, index=False)
-    write_atomic(path, buf.getvalue())
-
-
-def _read_curves(path: Path, upto: int) -> list[dict]:
-    import pandas as pd
-
-    if not path.exists():
-        raise E2simError(f"{path}: missing; cannot resume this run")
-    df = pd.read_csv(path)
-    if tuple(df.columns) != CURVE_COLUMNS:
-        raise E2simError(f"{path}: unexpected columns {list(df.columns)}")
+def _resume_rows(path: Path, upto: int) -> list[dict]:
+    """The checkpoint's rows of curves.csv; rows a killed run wrote past its checkpoint are dropped."""
+    df = read_curves(path)
     df = df[df["iteration"] <= upto]
     if len(df) != upto or not (df["iteration"].to_numpy() == np.arange(1, upto + 1)).all():
         raise E2simError(f"{path}: holds {len(df)} rows up to the checkpoint's iteration {upto}; the run "
@@ -181,7 +167,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         optimizer.load_state_dict(ckpt["optimizer"])
         stats.load(ckpt["stats"])
         start, energy_j = int(ckpt["iteration"]), float(ckpt["energy_j"])
-        rows = _read_curves(out / "curves.csv", start)
+        rows = _resume_rows(out / CURVES_FILE, start)
         log(f"resuming {out} at iteration {start}")
     else:
         record = {"config": json.loads(config.model_dump_json()), "config_hash": config.config_hash(),
@@ -211,7 +197,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         return correct / len(test_y)
 
     def save(iteration: int) -> None:
-        _write_curves(rows, out / "curves.csv")
+        write_curves(rows, out / CURVES_FILE)
         write_stats(out, workload, stats)
         buf = io.BytesIO()
         torch.save({"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
