@@ -1,0 +1,259 @@
+"""Integer conv2d on quantizer codes: forward, input gradient and weight gradient, exact.
+
+All sums are exact integer sums. The accumulator width is decided from the operands' bit-widths and the
+number of terms K per output: a partial sum of ``n`` products is kept in int32 when
+``n * max|a| * max|b| <= 2**31 - 1`` (it then provably cannot overflow); longer sums are split into such
+int32 partials that are added into int64, or use int64 products when not even one row fits.
+
+Layout NCHW; weights (Co, Ci/groups, KH, KW). Codes are any integer dtype; the result is int32 when the
+whole sum fits, int64 otherwise. The represented value of the result is ``result * scale_a * scale_b``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+INT32_MAX = 2**31 - 1
+
+
+class IntResult(NamedTuple):
+    """An exact integer tensor and the scale that turns it into real values (broadcastable to it)."""
+
+    values: np.ndarray
+    scale: np.ndarray
+
+
+def code_bound(bits: int, signed: bool) -> int:
+    """Largest |code| of a centred ``bits``-bit quantizer (see quantize.py)."""
+    return 2 ** (bits - 1) if signed else 2**bits - 1
+
+
+def int32_terms(bound_a: int, bound_b: int) -> int:
+    """How many products of |a| <= bound_a and |b| <= bound_b an int32 sum provably holds."""
+    return INT32_MAX // max(1, bound_a * bound_b)
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    a, b = v
+    return int(a), int(b)
+
+
+def _check_codes(name: str, arr: np.ndarray, bound: int) -> np.ndarray:
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer codes, got dtype {arr.dtype}")
+    if arr.ndim != 4:
+        raise ValueError(f"{name} must be 4-D (NCHW or Co,Ci/groups,KH,KW), got shape {arr.shape}")
+    if arr.size and int(np.abs(arr.astype(np.int64, copy=False)).max()) > bound:
+        raise ValueError(f"{name} has codes beyond the bound {bound} of its declared bit-width")
+    return np.ascontiguousarray(arr)
+
+
+class _Geom(NamedTuple):
+    n: int
+    ci: int
+    h: int
+    w: int
+    co: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    groups: int
+    oh: int
+    ow: int
+
+
+def _geometry(x_shape, w_shape, stride, padding, groups) -> _Geom:
+    n, ci, h, w = x_shape
+    co, cig, kh, kw = w_shape
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    if groups < 1 or ci % groups or co % groups or cig != ci // groups:
+        raise ValueError(f"groups={groups} does not fit input channels {ci}, weight shape {tuple(w_shape)}")
+    if min(sh, sw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"stride must be >= 1 and padding >= 0, got stride {stride}, padding {padding}")
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (w + 2 * pw - kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {kh}x{kw} does not fit input {h}x{w} with padding {padding}")
+    return _Geom(n, ci, h, w, co, kh, kw, sh, sw, ph, pw, groups, oh, ow)
+
+
+def _pad(x: np.ndarray, g: _Geom, extra_h: int = 0) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph + extra_h), (g.pw, g.pw)))
+
+
+# ----------------------------------------------------------------------------------------------- forward
+@njit(cache=True, parallel=True)
+def _fwd_kernel(xp, w, sh, sw, groups, oh_n, ow_n, zero, out):
+    n_n, _, _, _ = xp.shape
+    co_n, cig, kh_n, kw_n = w.shape
+    cog = co_n // groups
+    for t in prange(n_n * co_n):
+        n = t // co_n
+        co = t % co_n
+        c0 = (co // cog) * cig
+        for oh in range(oh_n):
+            for ow in range(ow_n):
+                acc = zero
+                for c in range(cig):
+                    for kh in range(kh_n):
+                        for kw in range(kw_n):
+                            acc += xp[n, c0 + c, oh * sh + kh, ow * sw + kw] * w[co, c, kh, kw]
+                out[n, co, oh, ow] = acc
+
+
+def conv2d_forward(x, w, *, x_bits, x_signed, w_bits, stride=1, padding=0, groups=1, x_scale=1.0, w_scale=1.0):
+    """y = conv2d(x, w) on codes. ``w_scale`` may be per output channel: the scale is then (1, Co, 1, 1)."""
+    bx, bw = code_bound(x_bits, x_signed), code_bound(w_bits, True)
+    x = _check_codes("x", x, bx)
+    w = _check_codes("w", w, bw)
+    g = _geometry(x.shape, w.shape, stride, padding, groups)
+    k = (g.ci // groups) * g.kh * g.kw
+    acc = np.int32 if k <= int32_terms(bx, bw) else np.int64
+    out = np.empty((g.n, g.co, g.oh, g.ow), dtype=acc)
+    _fwd_kernel(_pad(x, g).astype(acc), w.astype(acc), g.sh, g.sw, groups, g.oh, g.ow, acc(0), out)
+    ws = np.asarray(w_scale, dtype=np.float64).reshape(-1)
+    scale = np.float64(x_scale) * (ws.reshape(1, -1, 1, 1) if ws.size > 1 else ws.reshape(()))
+    return IntResult(out, np.asarray(scale))
+
+
+# ---------------------------------------------------------------------------------------- input gradient
+@njit(cache=True, parallel=True)
+def _dgrad_kernel(gy, w, sh, sw, groups, out_p):
+    n_n, co_n, oh_n, ow_n = gy.shape
+    _, cig, kh_n, kw_n = w.shape
+    ci_n = out_p.shape[1]
+    cog = co_n // groups
+    for t in prange(n_n * ci_n):
+        n = t // ci_n
+        ci = t % ci_n
+        grp = ci // cig
+        c = ci % cig
+        for co in range(grp * cog, (grp + 1) * cog):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    v = gy[n, co, oh, ow]
+                    if v == 0:
+                        continue
+                    for kh in range(kh_n):
+                        for kw in range(kw_n):
+                            out_p[n, ci, oh * sh + kh, ow * sw + kw] += v * w[co, c, kh, kw]
+
+
+def conv2d_input_grad(gy, w, x_shape, *, g_bits, w_bits, stride=1, padding=0, groups=1, g_scale=1.0, w_scale=1.0):
+    """dL/dx of y = conv2d(x, w) from integer output-gradient codes ``gy`` (signed). ``w_scale`` must be one
+    number: a per-channel weight scale cannot be factored out of the sum over output channels."""
+    if np.asarray(w_scale).size != 1:
+        raise ValueError("the input gradient needs a per-tensor weight scale (one number)")
+    bg, bw = code_bound(g_bits, True), code_bound(w_bits, True)
+    gy = _check_codes("gy", gy, bg)
+    w = _check_codes("w", w, bw)
+    g = _geometry(tuple(x_shape), w.shape, stride, padding, groups)
+    if gy.shape != (g.n, g.co, g.oh, g.ow):
+        raise ValueError(f"gy shape {gy.shape} does not match the conv output {(g.n, g.co, g.oh, g.ow)}")
+    k = (g.co // groups) * g.kh * g.kw  # at most this many products land on one input element
+    acc = np.int32 if k <= int32_terms(bg, bw) else np.int64
+    # the padded buffer must cover every position the strided taps touch
+    hp = max(g.h + 2 * g.ph, (g.oh - 1) * g.sh + g.kh)
+    wp = max(g.w + 2 * g.pw, (g.ow - 1) * g.sw + g.kw)
+    out_p = np.zeros((g.n, g.ci, hp, wp), dtype=acc)
+    _dgrad_kernel(gy.astype(acc), w.astype(acc), g.sh, g.sw, groups, out_p)
+    out = np.ascontiguousarray(out_p[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w])
+    return IntResult(out, np.asarray(np.float64(g_scale) * np.float64(np.asarray(w_scale).reshape(()))))
+
+
+# --------------------------------------------------------------------------------------- weight gradient
+@njit(cache=True, parallel=True)
+def _wgrad_s1_kernel(xf, gf, wp, kh_n, kw_n, cig, cog, chunk, out):
+    """Stride 1: for each tap, the sum over a sample's output positions is ONE contiguous dot product of the
+    padded input plane (offset by the tap) with the output gradient widened to the padded row width (the
+    widening columns are zero, so the wrapped-around terms vanish). Partials of ``chunk`` terms are int32."""
+    n_n, co_n, length = gf.shape
+    for co in prange(co_n):
+        c0 = (co // cog) * cig
+        for c in range(cig):
+            for kh in range(kh_n):
+                for kw in range(kw_n):
+                    off = kh * wp + kw
+                    acc = np.int64(0)
+                    for n in range(n_n):
+                        xrow = xf[n, c0 + c]
+                        grow = gf[n, co]
+                        for j0 in range(0, length, chunk):
+                            s = np.int32(0)
+                            for j in range(j0, min(j0 + chunk, length)):
+                                # numba widens int32 arithmetic to int64; truncating back is exact here
+                                # (the chunk provably fits) and lets LLVM use 16x16->32 multiply-adds
+                                s = np.int32(s + np.int32(xrow[off + j]) * np.int32(grow[j]))
+                            acc += s
+                    out[co, c, kh, kw] = acc
+
+
+@njit(cache=True, parallel=True)
+def _wgrad_strided_kernel(xp, gy, sh, sw, cig, cog, rows, out):
+    """Any stride: int32 partials over ``rows`` output rows (0: int64 products throughout)."""
+    n_n, co_n, oh_n, ow_n = gy.shape
+    _, _, kh_n, kw_n = out.shape
+    for co in prange(co_n):
+        c0 = (co // cog) * cig
+        for c in range(cig):
+            for kh in range(kh_n):
+                for kw in range(kw_n):
+                    acc = np.int64(0)
+                    for n in range(n_n):
+                        if rows == 0:
+                            for oh in range(oh_n):
+                                for ow in range(ow_n):
+                                    acc += np.int64(xp[n, c0 + c, oh * sh + kh, ow * sw + kw]) * np.int64(gy[n, co, oh, ow])
+                        else:
+                            for r0 in range(0, oh_n, rows):
+                                s = np.int32(0)
+                                for oh in range(r0, min(r0 + rows, oh_n)):
+                                    for ow in range(ow_n):
+                                        s = np.int32(s + np.int32(xp[n, c0 + c, oh * sh + kh, ow * sw + kw])
+                                                     * np.int32(gy[n, co, oh, ow]))
+                                acc += s
+                    out[co, c, kh, kw] = acc
+
+
+def conv2d_weight_grad(x, gy, w_shape, *, x_bits, x_signed, g_bits, stride=1, padding=0, groups=1,
+                       x_scale=1.0, g_scale=1.0):
+    """dL/dw of y = conv2d(x, w) from input codes ``x`` and signed output-gradient codes ``gy``."""
+    bx, bg = code_bound(x_bits, x_signed), code_bound(g_bits, True)
+    x = _check_codes("x", x, bx)
+    gy = _check_codes("gy", gy, bg)
+    g = _geometry(x.shape, tuple(w_shape), stride, padding, groups)
+    if gy.shape != (g.n, g.co, g.oh, g.ow):
+        raise ValueError(f"gy shape {gy.shape} does not match the conv output {(g.n, g.co, g.oh, g.ow)}")
+    out = wgrad_codes(x, gy, g, int32_terms(bx, bg))
+    scale = np.asarray(np.float64(x_scale) * np.float64(g_scale))
+    k = g.n * g.oh * g.ow
+    if k <= int32_terms(bx, bg):
+        out = out.astype(np.int32)
+    return IntResult(out, scale)
+
+
+def wgrad_codes(x: np.ndarray, gy: np.ndarray, g: _Geom, terms: int) -> np.ndarray:
+    """The exact int64 weight gradient; ``terms`` = products an int32 partial provably holds."""
+    cig, cog = g.ci // g.groups, g.co // g.groups
+    out = np.empty((g.co, cig, g.kh, g.kw), dtype=np.int64)
+    wdt = np.int16 if max(np.iinfo(x.dtype).max, np.iinfo(gy.dtype).max) <= np.iinfo(np.int16).max else np.int32
+    if g.sh == 1 and g.sw == 1 and terms >= 1:
+        wp = g.w + 2 * g.pw
+        xp = _pad(x, g, extra_h=1).astype(wdt, copy=False)  # one extra zero row covers the wrap-around reads
+        xf = xp.reshape(g.n, g.ci, -1)
+        gw = np.zeros((g.n, g.co, g.oh, wp), dtype=wdt)
+        gw[:, :, :, : g.ow] = gy
+        _wgrad_s1_kernel(xf, gw.reshape(g.n, g.co, -1), wp, g.kh, g.kw, cig, cog, terms, out)
+    else:
+        rows = terms // g.ow
+        _wgrad_strided_kernel(_pad(x, g).astype(wdt, copy=False), gy.astype(wdt, copy=False), g.sh, g.sw, cig,
+                              cog, rows, out)
+    return out

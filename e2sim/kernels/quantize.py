@@ -1,0 +1,140 @@
+"""E2-Train's range-based linear quantizer and MSB split, on integer codes.
+
+Semantics follow the official code (GATECH-EIC/E2Train ``models/quantize.py``, commit 45552a8), evaluated
+in float32 like the original tensors:
+
+* range ``M`` = max |x| per tensor, per output channel (weights: flatten dims (1, -1), no reduction), or per
+  sample averaged over the batch (activations: ``reduce_dim=0``, ``reduce_type='mean'``); the 16-bit output
+  gradient of the PSG predictor uses the per-tensor max (``reduce_type='extreme'``).
+* ``min = -M`` if signed else ``0``; step ``delta = (M - min) / 2**bits``;
+  ``q = round_half_even(clamp((x - min) / delta, 0, 2**bits - 1))``.
+* MSB part of a b-bit code with m MSB bits: ``clamp(round_half_even(q / 2**(b-m)) * 2**(b-m), 0, 2**b - 1)``
+  (note the top level is ``2**b - 1``, not a multiple of ``2**(b-m)``: that is the official formula).
+
+Codes returned here are *centred*: a signed quantizer returns ``s = q - 2**(bits-1)`` so that the value is
+exactly ``s * delta`` (the official dequantisation ``q * delta - M`` is the same number since
+``2**(bits-1) * delta == M``); an unsigned quantizer returns ``q`` with value ``q * delta``.
+
+Deviation: an all-zero tensor (``M == 0``) gives NaN in the official code (0/0); here it gives the code of
+value 0 and ``delta == 0``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+MIN_BITS, MAX_BITS = 2, 16
+RANGE_MODES = ("tensor", "channel", "sample_mean")
+
+
+def code_dtype(bits: int, signed: bool) -> np.dtype:
+    """Smallest integer dtype that holds every code of a ``bits``-bit quantizer."""
+    _check_bits(bits, "bits")
+    if signed:
+        return np.dtype(np.int8 if bits <= 8 else np.int16)
+    return np.dtype(np.uint8 if bits <= 8 else np.uint16)
+
+
+def _check_bits(bits: int, name: str) -> None:
+    if not isinstance(bits, (int, np.integer)) or not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(f"{name} must be an integer in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
+
+
+@njit(cache=True, parallel=True)
+def _rows_max_abs(x2):
+    out = np.empty(x2.shape[0], dtype=np.float32)
+    for i in prange(x2.shape[0]):
+        m = np.float32(0.0)
+        for j in range(x2.shape[1]):
+            a = abs(x2[i, j])
+            if a > m:
+                m = a
+        out[i] = m
+    return out
+
+
+def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
+    """The quantizer range ``M`` (float32): shape (1,) for ``tensor`` and ``sample_mean``, (x.shape[0],) for
+    ``channel``. ``sample_mean`` averages the per-sample maxima with a float64 sum rounded once to float32
+    (torch's float32 mean can differ from it by one ulp)."""
+    if mode not in RANGE_MODES:
+        raise ValueError(f"range mode must be one of {RANGE_MODES}, got {mode!r}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.size == 0:
+        raise ValueError("cannot quantize an empty tensor")
+    if not np.isfinite(x).all():
+        raise ValueError("cannot quantize a tensor with NaN or infinite entries")
+    if mode == "tensor":
+        return _rows_max_abs(x.reshape(1, -1))
+    rows = _rows_max_abs(x.reshape(x.shape[0], -1))
+    if mode == "channel":
+        return rows
+    return np.array([rows.astype(np.float64).sum() / rows.size], dtype=np.float32)
+
+
+@njit(cache=True, parallel=True)
+def _quantize_rows(x2, m_rows, bits, signed, out):
+    qmax = np.float32(2.0**bits - 1.0)
+    two_b = np.float32(2.0**bits)
+    zero_code = 2 ** (bits - 1) if signed else 0
+    for i in prange(x2.shape[0]):
+        m = m_rows[i]
+        lo = -m if signed else np.float32(0.0)
+        delta = (m - lo) / two_b
+        for j in range(x2.shape[1]):
+            if delta == 0.0:
+                q = zero_code
+            else:
+                t = (x2[i, j] - lo) / delta
+                t = min(max(t, np.float32(0.0)), qmax)
+                q = int(np.rint(t))
+            out[i, j] = q - zero_code
+
+
+def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bool):
+    """Quantize ``x`` with range ``max_value`` (scalar/shape (1,) or one per ``x.shape[0]`` row).
+
+    Returns ``(codes, delta)``: centred integer codes of ``code_dtype(bits, signed)`` with x's shape, and the
+    float32 step per row (shape (1,) or (x.shape[0],)); the represented value is ``codes * delta``.
+    """
+    _check_bits(bits, "bits")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    m = np.atleast_1d(np.asarray(max_value, dtype=np.float32))
+    if m.ndim != 1 or m.size not in (1, x.shape[0] if x.ndim else 1):
+        raise ValueError(f"max_value must be a scalar or have one entry per row ({x.shape[0]}), got {m.shape}")
+    if not (np.isfinite(m).all() and (m >= 0).all() and np.isfinite(2 * m).all()):
+        raise ValueError("max_value must be finite, non-negative and small enough that 2*max_value is finite")
+    rows = m.size
+    x2 = x.reshape(rows, -1)
+    codes = np.empty(x2.shape, dtype=code_dtype(bits, signed))
+    _quantize_rows(x2, m, bits, signed, codes)
+    lo = -m if signed else np.zeros_like(m)
+    delta = ((m - lo) / np.float32(2.0**bits)).astype(np.float32)
+    return codes.reshape(x.shape), delta
+
+
+@njit(cache=True, parallel=True)
+def _msb_flat(c, bits, msb_bits, signed, out):
+    step = 2 ** (bits - msb_bits)
+    qmax = 2**bits - 1
+    zero_code = 2 ** (bits - 1) if signed else 0
+    for i in prange(c.size):
+        q = np.int64(c[i]) + zero_code
+        # round half to even of q / step, computed exactly in integers
+        k = q // step
+        r = q - k * step
+        if 2 * r > step or (2 * r == step and k % 2 == 1):
+            k += 1
+        out[i] = min(k * step, qmax) - zero_code
+
+
+def msb_split(codes: np.ndarray, bits: int, msb_bits: int, signed: bool) -> np.ndarray:
+    """The MSB part of ``bits``-bit centred codes at ``msb_bits`` bits, on the same scale (same ``delta``)."""
+    _check_bits(bits, "bits")
+    _check_bits(msb_bits, "msb_bits")
+    if msb_bits > bits:
+        raise ValueError(f"msb_bits ({msb_bits}) must not exceed bits ({bits})")
+    c = np.ascontiguousarray(codes)
+    out = np.empty(c.shape, dtype=code_dtype(bits, signed))
+    _msb_flat(c.reshape(-1), bits, msb_bits, signed, out.reshape(-1))
+    return out
