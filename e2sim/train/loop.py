@@ -45,7 +45,8 @@ class TrainConfig(BaseModel):
     slu_target: float = Field(1.0, gt=0.0, le=1.0, description="fraction of gated blocks to execute")
     slu_beta: float = Field(1e-5, ge=0.0)
     psg: bool = False
-    psg_threshold: float = 5e-5
+    psg_threshold: float = Field(5e-5, description="official --threshold; negative: relative to max|g_msb|")
+    psg_exact: bool = Field(False, description="exact integer PSG kernel instead of the float32 fast path")
     seed: int = Field(0, ge=0)
     profile: str = "zedboard"
     eval_every: int = Field(100, ge=1)
@@ -152,7 +153,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     if config.psg:
         from .psg import convert_to_psg
 
-        psg_layers = convert_to_psg(model, threshold=config.psg_threshold)
+        psg_layers = convert_to_psg(model, threshold=config.psg_threshold, exact=config.psg_exact)
     blocks = list(getattr(model, "gated_blocks", []))
     stats = _Stats(blocks, psg_layers)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr0, momentum=sched.momentum,

@@ -26,27 +26,57 @@ def _quantized_weight(w: np.ndarray) -> np.ndarray:
     return codes.astype(np.float32) * np.asarray(delta, np.float32).reshape(-1, 1, 1, 1)
 
 
-def _quantized_input(x: np.ndarray, signed: bool) -> np.ndarray:
-    from ..kernels.psg import quantize_activation
+def _wgrad(x: np.ndarray, w_shape, gy: torch.Tensor, conv) -> torch.Tensor:
+    return torch.nn.grad.conv2d_weight(torch.from_numpy(np.ascontiguousarray(x, np.float32)), w_shape, gy,
+                                       conv.stride, conv.padding, conv.dilation, conv.groups)
 
-    codes, delta = quantize_activation(x, BITS, signed)
-    return codes.astype(np.float32) * np.float32(delta[0])
+
+def psg_direction_fast(x_codes: np.ndarray, dx: float, gy: torch.Tensor, w_shape, conv):
+    """The PSG rule of ``e2sim.kernels.psg.psg_weight_grad`` with the same quantizers, but both weight
+    gradients summed by torch in float32 instead of exactly in integers: the MSB prediction's relative
+    rounding error is ~1e-7, so only entries within that of zero or of the threshold can differ. (The exact
+    kernel is 10-20x slower than torch's conv weight gradient on CPU; ``--psg-exact`` uses it.)
+
+    Returns (sign as float32 tensor, fallback fraction)."""
+    from ..kernels.psg import quantize_output_grad
+    from ..kernels.quantize import msb_split
+
+    gq, dg = quantize_output_grad(gy.numpy(), GRAD_MSB_BITS)
+    xm = msb_split(x_codes, BITS, MSB_BITS, conv.input_signed)
+    predicted = _wgrad(xm, w_shape, torch.from_numpy(gq.astype(np.float32)), conv) * float(dx * dg[0])
+    mag = predicted.abs()
+    tau = conv.threshold if conv.threshold >= 0 else -conv.threshold * float(mag.max())
+    fallback = mag <= tau
+    full = _wgrad(x_codes.astype(np.float32) * np.float32(dx), w_shape, gy, conv)
+    return torch.where(fallback, torch.sign(full), torch.sign(predicted)), float(fallback.float().mean())
+
+
+def psg_direction_exact(x: np.ndarray, gy: torch.Tensor, w_shape, conv):
+    """The numba kernel's exact PSG direction (integer MSB prediction, float64 fallback entries)."""
+    from ..kernels.psg import psg_weight_grad
+
+    r = psg_weight_grad(x, gy.numpy(), tuple(w_shape), stride=conv.stride, padding=conv.padding,
+                        groups=conv.groups, bits=BITS, msb_bits=MSB_BITS, grad_msb_bits=GRAD_MSB_BITS,
+                        threshold=conv.threshold, x_signed=conv.input_signed)
+    return torch.from_numpy(r.sign.astype(np.float32)), float(r.fallback.mean())
 
 
 class _PsgConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, conv: PsgConv2d):
-        xd = torch.from_numpy(_quantized_input(x.detach().contiguous().numpy(), conv.input_signed))
+        from ..kernels.psg import quantize_activation
+
+        xn = x.detach().contiguous().numpy()
+        codes, delta = quantize_activation(xn, BITS, conv.input_signed)
         wd = torch.from_numpy(_quantized_weight(weight.detach().contiguous().numpy()))
         ctx.save_for_backward(x, wd)
-        ctx.conv = conv
+        ctx.codes, ctx.delta, ctx.conv = codes, float(delta[0]), conv
         # Straight-through quantizers: the backward treats the quantization as identity.
+        xd = torch.from_numpy(codes.astype(np.float32) * np.float32(delta[0]))
         return F.conv2d(xd, wd, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 
     @staticmethod
     def backward(ctx, gy):
-        from ..kernels.psg import psg_weight_grad
-
         x, wd = ctx.saved_tensors
         conv = ctx.conv
         gy = gy.contiguous()
@@ -54,11 +84,11 @@ class _PsgConvFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             # Error backpropagation in fp32 through the 8-bit weights (official: num_bits_grad 32).
             gx = torch.nn.grad.conv2d_input(x.shape, wd, gy, conv.stride, conv.padding, conv.dilation, conv.groups)
-        r = psg_weight_grad(x.detach().numpy(), gy.numpy(), tuple(wd.shape), stride=conv.stride,
-                            padding=conv.padding, groups=conv.groups, bits=BITS, msb_bits=MSB_BITS,
-                            grad_msb_bits=GRAD_MSB_BITS, threshold=conv.threshold, x_signed=conv.input_signed)
-        conv.fallback_fraction = float(r.fallback.mean())
-        return gx, torch.from_numpy(r.sign.astype(np.float32)), None
+        if conv.exact:
+            sign, conv.fallback_fraction = psg_direction_exact(x.detach().numpy(), gy, wd.shape, conv)
+        else:
+            sign, conv.fallback_fraction = psg_direction_fast(ctx.codes, ctx.delta, gy, wd.shape, conv)
+        return gx, sign, None
 
 
 class PsgConv2d(nn.Conv2d):
@@ -66,6 +96,7 @@ class PsgConv2d(nn.Conv2d):
 
     input_signed: bool = True
     threshold: float = 5e-5
+    exact: bool = False
     fallback_fraction: float = float("nan")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,14 +120,16 @@ def _unsigned_inputs(model: nn.Module) -> set[str]:
     return names
 
 
-def convert_to_psg(model: nn.Module, threshold: float) -> list[str]:
+def convert_to_psg(model: nn.Module, threshold: float, exact: bool = False) -> list[str]:
     """Turn every Conv2d of ``model`` into a PsgConv2d in place (same parameters, same names); returns the
     converted layers' names in module order."""
     unsigned = _unsigned_inputs(model)
     converted = []
     for name, m in list(model.named_modules()):
         if type(m) is nn.Conv2d:
+            # Swapping the class keeps the module's name, parameters and state-dict keys unchanged.
             m.__class__ = PsgConv2d
+            m.exact = exact
             m.input_signed = name not in unsigned
             m.threshold = threshold
             converted.append(name)
