@@ -1,5 +1,5 @@
-"""What ``--data`` names, as arrays the training loop reads: the bundled digits (default), a CIFAR directory,
-or ``synthetic`` (random class templates plus noise, for speed tests only: it says nothing about accuracy on
+"""What ``--data`` names, as arrays the training loop reads: the bundled digits (default), a CIFAR directory
+(both via ``e2sim.train.data``), or ``synthetic`` (random class templates plus noise, for speed tests only: it says nothing about accuracy on
 real images)."""
 from __future__ import annotations
 
@@ -38,8 +38,22 @@ def synthetic_data(train: int = 2048, test: int = 512, classes: int = 10, seed: 
 
 
 def load_data(spec: str, *, seed: int, log: Callable[[str], None]) -> Data:
+    """``synthetic``, ``digits`` (the default: scikit-learn's bundled handwritten digits at 32x32x3, so a run
+    works offline) or a CIFAR-10/100 directory (``e2sim.train.data``: restricted unpickler)."""
     if spec == "synthetic":
         data = synthetic_data(seed=seed)
         log(f"data: {data.description}")
         return data
-    raise NotImplementedError
+    from .data import DIGITS, augment, load_dataset, normalize
+
+    ds = load_dataset(spec)
+    if spec == DIGITS:
+        desc = (f"digits: scikit-learn's bundled 8x8 handwritten digits upscaled to 32x32x3 "
+                f"({len(ds.y_train)} train / {len(ds.y_test)} test), a stand-in for CIFAR; pass --data DIR "
+                f"for CIFAR-10/100")
+    else:
+        desc = f"CIFAR-{ds.classes} from {spec} ({len(ds.y_train)} train / {len(ds.y_test)} test)"
+    log(f"data: {desc}")
+    x_train = ds.x_train
+    return Data(train_y=ds.y_train, test_x=normalize(ds.x_test), test_y=ds.y_test, classes=ds.classes,
+                description=desc, augment=lambda idx, rng: normalize(augment(x_train[idx], rng)))

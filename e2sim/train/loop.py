@@ -199,7 +199,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
 
     def save(iteration: int) -> None:
         write_curves(rows, out / CURVES_FILE)
-        write_stats(out, workload, stats)
+        write_stats(out, workload, stats, config, batch)
         buf = io.BytesIO()
         torch.save({"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "stats": stats.state(), "energy_j": energy_j, "torch_rng": torch.get_rng_state()}, buf)
