@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 
 from .counts import Counts, count
 from .errors import E2simError
+# The function shadows the submodule's name on the package: ``e2sim.estimate(...)`` is the API.
+from .estimate import Estimate, estimate, estimate_plan
 from .workload import Layer, Workload, load_workload
 
 
@@ -18,4 +20,5 @@ def workload_from_torch(module, input_shape, **kw):
     return _impl(module, input_shape, **kw)
 
 
-__all__ = ["Counts", "E2simError", "Layer", "Workload", "count", "load_workload", "workload_from_torch"]
+__all__ = ["Counts", "E2simError", "Estimate", "Layer", "Workload", "count", "estimate", "estimate_plan",
+           "load_workload", "workload_from_torch"]

@@ -16,6 +16,10 @@ from .errors import E2simError
 COMMANDS: dict[str, str] = {
     "workloads": "e2sim.commands.workloads:workloads",
     "counts": "e2sim.commands.counts:counts",
+    "estimate": "e2sim.commands.estimate:estimate",
+    "cycles": "e2sim.commands.cycles:cycles",
+    "profiles": "e2sim.commands.profiles:profiles",
+    "sweep": "e2sim.commands.sweep:sweep",
     "train": "e2sim.commands.train:train",
     "curves": "e2sim.commands.curves:curves",
 }

@@ -1,0 +1,135 @@
+"""Savings: the estimate of a technique configuration beside the estimate of a named baseline.
+
+    configure(...)                 Techniques from option values (stats files read here)
+    estimate_with_savings(...)     -> Savings (configuration, baseline, saving = 1 - E / E_baseline)
+    compare(...)                   one row per technique alone and combined, with energy, time and saving
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import E2simError
+from .estimate import Estimate, estimate_plan
+from .profile import HardwareProfile
+from .techniques import PSG, SLU, SMD, PSGBits, Techniques, baseline_plan, build
+from .workload import Workload, load_workload
+
+
+def configure(*, smd: float | None = None, seed: int | None = None, slu_skip: float | None = None,
+              slu_stats: str | None = None, psg: bool = False, psg_bits: str | None = None,
+              psg_fallback: float | None = None, psg_stats: str | None = None) -> Techniques:
+    """Techniques from CLI-style values; raises E2simError on inconsistent or bad values."""
+    from .stats import load_psg_stats, load_slu_stats
+
+    if slu_skip is not None and slu_stats is not None:
+        raise E2simError("--slu-skip and --slu-stats are mutually exclusive")
+    if psg_fallback is not None and psg_stats is not None:
+        raise E2simError("--psg-fallback and --psg-stats are mutually exclusive")
+    if not psg and (psg_bits or psg_fallback is not None or psg_stats):
+        raise E2simError("--psg-bits / --psg-fallback / --psg-stats need --psg")
+    if psg and psg_fallback is None and psg_stats is None:
+        raise E2simError("--psg needs --psg-fallback F or --psg-stats FILE (the fraction recomputed at full "
+                         "precision)")
+    if seed is not None and smd is None:
+        raise E2simError("--seed applies to --smd only")
+    t_smd = SMD(smd, seed) if smd is not None else None
+    t_slu = None
+    if slu_skip is not None:
+        t_slu = SLU(slu_skip)
+    elif slu_stats is not None:
+        t_slu = SLU(per_block=load_slu_stats(slu_stats).ratios(), source=str(slu_stats))
+    t_psg = None
+    if psg:
+        bits = PSGBits.parse(psg_bits) if psg_bits else PSGBits()
+        if psg_stats is not None:
+            t_psg = PSG(bits, per_layer=load_psg_stats(psg_stats).fractions(), source=str(psg_stats))
+        else:
+            t_psg = PSG(bits, fallback=psg_fallback)
+    return Techniques(smd=t_smd, slu=t_slu, psg=t_psg)
+
+
+@dataclass(frozen=True)
+class Savings:
+    config: Estimate
+    baseline: Estimate
+    baseline_name: str
+    label: str
+
+    @property
+    def saving(self) -> float:
+        """Fraction of the baseline's energy saved (negative: the configuration costs more)."""
+        return 1.0 - self.config.energy_j / self.baseline.energy_j
+
+    @property
+    def time_saving(self) -> float:
+        return 1.0 - self.config.time_s / self.baseline.time_s
+
+    def to_dict(self) -> dict:
+        d = self.config.to_dict()
+        d["configuration"] = self.label
+        d["baseline"] = {"name": self.baseline_name, "energy_j": self.baseline.energy_j,
+                         "time_s": self.baseline.time_s}
+        d["saving"] = self.saving
+        d["time_saving"] = self.time_saving
+        return d
+
+    def to_frame(self):
+        """Tidy breakdown of both runs: the estimate's rows with a ``config`` column."""
+        import pandas as pd
+
+        a, b = self.config.to_frame(), self.baseline.to_frame()
+        a.insert(0, "config", self.label)
+        b.insert(0, "config", f"baseline:{self.baseline_name}")
+        return pd.concat([a, b], ignore_index=True)
+
+    def summary_frame(self):
+        import pandas as pd
+
+        rows = [(self.label, self.config), (f"baseline:{self.baseline_name}", self.baseline)]
+        return pd.DataFrame({
+            "config": [r[0] for r in rows], "energy_j": [r[1].energy_j for r in rows],
+            "time_s": [r[1].time_s for r in rows],
+            "saving": [self.saving, 0.0],
+        })
+
+
+def _price(workload: Workload, techniques: Techniques, precision: str, profile, iterations, batch_size,
+           compat: bool) -> Estimate:
+    w, plan = build(workload, techniques, precision, iterations, batch_size)
+    return estimate_plan(plan, w, profile, scalesim_compat=compat)
+
+
+def estimate_baseline(workload: Workload, profile, baseline: str = "fp32", iterations: int | None = None,
+                      batch_size: int | None = None, compat: bool = False) -> Estimate:
+    return estimate_plan(baseline_plan(workload, baseline, iterations, batch_size), workload, profile,
+                         scalesim_compat=compat)
+
+
+def estimate_with_savings(workload: str | Workload, profile: str | HardwareProfile = "zedboard",
+                          precision: str = "fp32", techniques: Techniques = Techniques(), *,
+                          baseline: str = "fp32", iterations: int | None = None, batch_size: int | None = None,
+                          scalesim_compat: bool = False) -> Savings:
+    w = load_workload(workload)
+    cfg = _price(w, techniques, precision, profile, iterations, batch_size, scalesim_compat)
+    base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat)
+    return Savings(cfg, base, baseline, techniques.label)
+
+
+def compare(workload: str | Workload, profile: str | HardwareProfile = "zedboard", precision: str = "fp32",
+            techniques: Techniques = Techniques(), *, baseline: str = "fp32", iterations: int | None = None,
+            batch_size: int | None = None, scalesim_compat: bool = False):
+    """One row per technique alone and combined (those configured), plus the baseline row."""
+    import pandas as pd
+
+    w = load_workload(workload)
+    subsets = techniques.subsets()
+    if not subsets:
+        raise E2simError("--compare needs at least one technique (--smd, --slu-skip/--slu-stats, --psg)")
+    base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat)
+    rows = [{"config": f"baseline:{baseline}", "energy_j": base.energy_j, "time_s": base.time_s,
+             "saving": 0.0, "time_saving": 0.0}]
+    for t in subsets:
+        e = _price(w, t, precision, profile, iterations, batch_size, scalesim_compat)
+        rows.append({"config": t.label, "energy_j": e.energy_j, "time_s": e.time_s,
+                     "saving": 1.0 - e.energy_j / base.energy_j, "time_saving": 1.0 - e.time_s / base.time_s})
+    return pd.DataFrame(rows)

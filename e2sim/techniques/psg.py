@@ -1,0 +1,153 @@
+"""PSG, predictive sign gradient descent (E2-Train §3.3; official code models/conv_efficient.py and the
+defaults of main_all.py l.82-107, reference §3).
+
+PSG covers every convolution (the first conv, the 1x1 downsample shortcuts and the SLU gates' 1x1 convs);
+the FC classifier, batchnorms and the gate LSTM keep full-precision SGD (reference §3, "Which layers").
+For a PSG conv:
+- fwd: activations ``act`` bits x weights ``weight`` bits, fixed point (default 8 x 8);
+- bwd_input: output gradient ``grad`` bits x weights; the code leaves the error unquantized (32 bits), which
+  e2sim prices as floating point; a narrower gradient is fixed point;
+- bwd_weight becomes two items: the predictor (tag ``psg_predict``) over the whole weight gradient from the
+  MSB parts (input ``msb_act`` bits x output gradient ``msb_grad`` bits, fixed point), plus the
+  full-precision weight gradient (``act`` x ``grad`` bits, tag ``psg_fallback``) for the fraction F of
+  entries whose predicted magnitude is below the threshold: Plan.scale = F. Each entry is an independent
+  reduction, so recomputing a fraction F of the entries is F of the pass's work;
+- update (tag ``sign_update``): w <- w - lr * sign(g). Element ops per parameter: 3 (|g_msb| >= tau compare
+  selecting predictor or fallback gradient, sign, the +-lr add); it reads the weight and the gradient and
+  writes the weight; no momentum or weight-decay state (SignSGD). SGD with momentum costs 3 ops too but
+  also reads and writes the momentum buffer. (The official code applies its momentum optimizer to the
+  signs; e2sim follows the paper's SignSGD description.)
+The MSB weight width (``msb_weight``) is not an operand of the weight-gradient predictor (input x output
+gradient); it only enters the code's predictive forward, which is off by default, so it changes no cost.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import E2simError
+from ..plan import Plan
+from ..workload import Workload
+from ._plan_ops import BWD_IN, BWD_W, FWD, UPD, rebase, set_items, tensor_bits, with_update_rule
+
+# Element ops per parameter of the PSG sign update (see the module docstring).
+PSG_UPDATE_OPS_PER_PARAM = 3
+
+
+def check_bits(value: int, what: str) -> int:
+    if isinstance(value, bool) or int(value) != value or not (1 <= int(value) <= 32):
+        raise E2simError(f"{what}: bit-width must be an integer in 1..32, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PSGBits:
+    """Bit-widths of PSG; defaults are the official code's (reference §3)."""
+
+    act: int = 8
+    weight: int = 8
+    grad: int = 32
+    msb_act: int = 4
+    msb_weight: int = 4
+    msb_grad: int = 16
+
+    def __post_init__(self):
+        for name in ("act", "weight", "grad", "msb_act", "msb_weight", "msb_grad"):
+            check_bits(getattr(self, name), f"--psg-bits {name}")
+        for msb, full in (("msb_act", "act"), ("msb_weight", "weight"), ("msb_grad", "grad")):
+            if getattr(self, msb) > getattr(self, full):
+                raise E2simError(f"--psg-bits {msb}: the predictor's MSB part ({getattr(self, msb)} bits) "
+                                 f"cannot be wider than the full width {full} ({getattr(self, full)} bits)")
+
+    @classmethod
+    def parse(cls, text: str) -> PSGBits:
+        """``act=8,weight=8,grad=32,msb_act=4,msb_weight=4,msb_grad=16`` (any subset)."""
+        kw: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, val = part.partition("=")
+            if not sep or key.strip() not in cls.__dataclass_fields__:
+                raise E2simError(f"--psg-bits: expected NAME=BITS with NAME in "
+                                 f"{', '.join(cls.__dataclass_fields__)}, got {part!r}")
+            try:
+                kw[key.strip()] = int(val)
+            except ValueError:
+                raise E2simError(f"--psg-bits {key.strip()}: bit-width must be an integer, got {val!r}") from None
+        return cls(**kw)
+
+
+def check_fraction(f: float, what: str) -> float:
+    f = float(f)
+    if not (0.0 <= f <= 1.0):
+        raise E2simError(f"{what}: fallback fraction must be in [0, 1], got {f:g}")
+    return f
+
+
+def psg_layers(plan: Plan) -> np.ndarray:
+    """[L] layers PSG covers: every convolution."""
+    return np.array([k == "conv" for k in plan.counts.kinds], bool)
+
+
+@dataclass(frozen=True)
+class PSG:
+    bits: PSGBits = PSGBits()
+    fallback: float | None = None
+    per_layer: Mapping[str, float] = field(default_factory=dict)
+    source: str = "--psg-fallback"
+    name: str = "psg"
+
+    def __post_init__(self):
+        if (self.fallback is None) == (not self.per_layer):
+            raise ValueError("PSG needs exactly one of fallback or per_layer")
+        if self.fallback is not None:
+            check_fraction(self.fallback, self.source)
+        for n, f in self.per_layer.items():
+            check_fraction(f, f"{self.source}: layer {n}")
+
+    def fractions(self, plan: Plan) -> np.ndarray:
+        """[L] fallback fraction per layer (0 where PSG does not apply)."""
+        convs = psg_layers(plan)
+        names = plan.counts.names
+        if self.fallback is not None:
+            return np.where(convs, self.fallback, 0.0)
+        conv_names = {n for n, c in zip(names, convs) if c}
+        unknown = sorted(set(self.per_layer) - conv_names)
+        if unknown:
+            raise E2simError(f"{self.source}: {unknown[0]!r} is not a convolution of the workload")
+        missing = [n for n in names if n in conv_names and n not in self.per_layer]
+        if missing:
+            raise E2simError(f"{self.source}: no fallback fraction for conv layer {missing[0]!r}")
+        return np.array([self.per_layer.get(n, 0.0) for n in names])
+
+    def workload(self, w: Workload) -> Workload:
+        return w
+
+    def apply(self, plan: Plan, workload: Workload) -> Plan:
+        b = self.bits
+        frac = self.fractions(plan)
+        conv = psg_layers(plan)[plan.layer]
+        grad_float = b.grad == 32
+        p = plan.pass_
+        fwd, bi, bw, up = conv & (p == FWD), conv & (p == BWD_IN), conv & (p == BWD_W), conv & (p == UPD)
+        plan = set_items(plan, fwd, a_bits=b.act, b_bits=b.weight, is_float=False)
+        plan = replace(plan, tensor_bits=tensor_bits(plan, fwd, input=b.act, weight=b.weight, output=32))
+        plan = set_items(plan, bi, a_bits=b.grad, b_bits=b.weight, is_float=grad_float)
+        plan = replace(plan, tensor_bits=tensor_bits(plan, bi, grad_output=b.grad, weight=b.weight,
+                                                     grad_input=b.grad))
+        # Fallback: the full-precision weight gradient on a fraction F of the entries.
+        fallback = set_items(plan, bw, a_bits=b.act, b_bits=b.grad, is_float=grad_float, tag="psg_fallback",
+                             scale=plan.scale[bw] * frac[plan.layer[bw]])
+        fallback = replace(fallback, tensor_bits=tensor_bits(fallback, bw, input=b.act, grad_output=b.grad,
+                                                             grad_weight=32)).select(bw)
+        # Predictor: the MSB weight gradient over every entry (replaces the original item).
+        plan = set_items(plan, bw, a_bits=b.msb_act, b_bits=b.msb_grad, is_float=False, tag="psg_predict")
+        plan = replace(plan, tensor_bits=tensor_bits(plan, bw, input=b.msb_act, grad_output=b.msb_grad,
+                                                     grad_weight=32))
+        plan = set_items(plan, up, tag="sign_update")
+        counts = with_update_rule(plan.counts, psg_layers(plan), PSG_UPDATE_OPS_PER_PARAM, keeps_state=False)
+        plan = rebase(plan, counts)
+        fallback = rebase(fallback, counts)
+        what = f"fallback {self.fallback:g}" if self.fallback is not None else f"per-layer fallback ({self.source})"
+        return plan.concat(fallback).with_notes(
+            f"psg: convs fwd {b.act}x{b.weight} bits, grad {b.grad}, predictor {b.msb_act}x{b.msb_grad}, {what}")

@@ -1,0 +1,116 @@
+"""SCALE-Sim topology tables: build one from a workload's forward GEMM layers, read and write the CSV.
+
+SCALE-Sim has no padding parameter: its ofmap size is ceil((H - R + s) / s), so the IFMAP size it is given
+must be the padded size that yields the PyTorch ofmap, (E - 1) * s + R (34 for a 3x3 / pad 1 / stride 1 conv
+on 32x32, 33 for stride 2, 31 for a 1x1 stride-2 projection; shared/reference/scalesim.md §3). A linear
+layer is a 1x1 conv on a 1x1 IFMAP. Rows end with a trailing comma: SCALE-Sim's parser drops the last field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import E2simError
+from .workload import Workload
+
+HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Columns of a SCALE-Sim topology (batch 1), arrays of equal length."""
+
+    names: tuple[str, ...]
+    ifmap_h: np.ndarray  # padded
+    ifmap_w: np.ndarray
+    filter_h: np.ndarray
+    filter_w: np.ndarray
+    channels: np.ndarray
+    num_filter: np.ndarray
+    stride: np.ndarray
+
+    @property
+    def ofmap_h(self) -> np.ndarray:
+        return np.ceil((self.ifmap_h - self.filter_h + self.stride) / self.stride).astype(np.int64)
+
+    @property
+    def ofmap_w(self) -> np.ndarray:
+        return np.ceil((self.ifmap_w - self.filter_w + self.stride) / self.stride).astype(np.int64)
+
+    def gemms(self):
+        """(M, N, K, distinct ifmap elements) of each layer as SCALE-Sim maps it."""
+        e, f = self.ofmap_h, self.ofmap_w
+        m = e * f
+        k = self.filter_h * self.filter_w * self.channels
+        n = self.num_filter
+
+        def touched(out, r, s):
+            return np.where(r < s, out * r, (out - 1) * s + r)
+
+        a_unique = touched(e, self.filter_h, self.stride) * touched(f, self.filter_w, self.stride) * self.channels
+        return m, n, k, a_unique
+
+    def to_csv(self) -> str:
+        cols = (self.ifmap_h, self.ifmap_w, self.filter_h, self.filter_w, self.channels, self.num_filter,
+                self.stride)
+        lines = [HEADER] + [
+            ",".join([name] + [str(int(c[i])) for c in cols]) + "," for i, name in enumerate(self.names)
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def from_workload(workload: Workload) -> Topology:
+    """The forward conv and linear layers of a workload as a SCALE-Sim topology."""
+    rows = []
+    for L in workload.layers:
+        if L.kind == "conv":
+            if L.groups != 1:
+                raise E2simError(f"layer {L.name}: grouped convs have no SCALE-Sim topology row (use GEMM mode)")
+            if L.stride[0] != L.stride[1]:
+                raise E2simError(f"layer {L.name}: SCALE-Sim takes one stride for both dimensions")
+            _, ho, wo = L.out_shape
+            (r, s), st = L.kernel, L.stride[0]
+            rows.append((L.name, (ho - 1) * st + r, (wo - 1) * st + s, r, s, L.in_shape[0], L.out_shape[0], st))
+        elif L.kind == "linear":
+            rows.append((L.name, 1, 1, 1, 1, L.in_shape[0], L.out_shape[0], 1))
+    if not rows:
+        raise E2simError(f"workload {workload.name}: no conv or linear layers")
+    return _from_rows(rows)
+
+
+def _from_rows(rows) -> Topology:
+    names = tuple(r[0] for r in rows)
+    cols = np.array([r[1:] for r in rows], dtype=np.int64).T
+    return Topology(names, *cols)
+
+
+def read_topology(path: str | Path) -> Topology:
+    """Read a SCALE-Sim topology CSV (header line, then name and 7 integers per row, trailing comma optional)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise E2simError(f"{p}: cannot read topology ({exc})") from None
+    rows = []
+    for lineno, line in enumerate(text.splitlines()[1:], start=2):
+        fields = [f.strip() for f in line.split(",")]
+        if fields and fields[-1] == "":
+            fields = fields[:-1]
+        if not fields:
+            continue
+        if len(fields) != 8:
+            raise E2simError(f"{p}: line {lineno}: expected a name and 7 integers, got {len(fields)} fields")
+        try:
+            vals = [int(v) for v in fields[1:]]
+        except ValueError:
+            raise E2simError(f"{p}: line {lineno}: non-integer field") from None
+        if min(vals) < 1:
+            raise E2simError(f"{p}: line {lineno}: sizes must be positive")
+        if vals[2] > vals[0] or vals[3] > vals[1]:
+            raise E2simError(f"{p}: line {lineno}: filter larger than the IFMAP")
+        rows.append((fields[0], *vals))
+    if not rows:
+        raise E2simError(f"{p}: topology has no layers")
+    return _from_rows(rows)
