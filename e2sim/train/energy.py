@@ -1,69 +1,88 @@
-"""Estimated energy of one executed training iteration, from the estimate pipeline, for a run's settings.
+"""Estimated energy of one executed training iteration, from the estimate pipeline (techniques -> mapping ->
+energy on a hardware profile), for a run's settings and what the run measured in that iteration.
 
-SLU makes the cost of an iteration depend on how many samples each gated block executed. The estimate is
-priced twice, once with every gated block's main path executed by the whole batch and once by no sample
-(the shortcut path always runs); an iteration in which block b ran for a fraction f_b of the batch costs
+Two quantities vary per iteration: with SLU, the fraction k_b of the batch that executed each gated block;
+with PSG, the fraction f_l of each conv's weight-gradient entries that fell back to full precision. The
+estimate prices every plan item on its own (its samples and scale only), so the iteration's cost is a sum
+over items. Each item is priced at the corners k in {0, 1} x f in {0, 1} (four estimates, once per run) and
+interpolated bilinearly:
 
-    E = E_none + sum_b f_b * (E_full_b - E_none_b)
+    e(k, f) = e00 + k (e10 - e00) + f (e01 - e00) + k f (e11 - e10 - e01 + e00)
 
-which is exact for every cost that is proportional to the samples that run an item (MACs, activation
-traffic, the time those take) and treats per-batch costs of a skipped block (its weight reads) as paid
-whenever any sample runs it.
+exact at the corners and for every cost proportional to an item's samples or scale (MACs, traffic and the
+time they take); the ceil of the array's tiling is what the interpolation smooths. An SMD-dropped iteration
+costs nothing (``e2sim.techniques.smd``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..workload import Workload
 
 
-def _estimate(workload: Workload, profile: str, batch: int, psg: bool, transform=None):
-    from ..counts import count
-    from ..estimate import estimate_plan
-    from ..plan import base_plan
+class IterationEnergy:
+    """``energy_j(block_executed, layer_fallback)`` for one executed iteration."""
 
-    plan = base_plan(count(workload, batch), "fp32", 1)
-    if psg:
-        from ..techniques import apply_psg
+    def __init__(self, workload: Workload, profile: str, batch: int, *, psg: bool, gated_blocks: Sequence[str],
+                 psg_layers: Sequence[str] = ()):
+        from ..estimate import estimate_plan
+        from ..techniques import PSG, SLU, build
+        from ..techniques._plan_ops import UPD
+        from ..techniques.slu import skip_blocks
 
-        plan = apply_psg(plan, workload)
-    if transform is not None:
-        plan = transform(plan)
-    return estimate_plan(plan, workload, profile)
+        def priced(fallback: float, skipped: bool) -> tuple[np.ndarray, object]:
+            ts = []
+            if psg:
+                ts.append(PSG(fallback=fallback))
+            if gated_blocks:
+                ts.append(SLU(skip=0.0))
+            w, plan = build(workload, ts, "fp32", iterations=1, batch_size=batch)
+            if skipped:
+                plan = skip_blocks(plan, {b: 1.0 for b in gated_blocks})
+            # Items with zero samples make the mapping's utilisation statistics 0/0 (harmless for energy).
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return estimate_plan(plan, w, profile).energy_per_iteration_j.sum(1), plan
+
+        e11, plan = priced(1.0, False)  # e<k><f>: k = executed fraction of gated blocks, f = PSG fallback
+        gated = bool(gated_blocks)
+        e10 = priced(0.0, False)[0] if psg else e11
+        e01 = priced(1.0, True)[0] if gated else e11
+        e00 = priced(0.0, True)[0] if (psg and gated) else (e10 if psg else e01)
+        self.e_kf = {(1, 1): e11, (1, 0): e10, (0, 1): e01, (0, 0): e00}
+        names = np.asarray(plan.counts.names)
+        blocks = np.asarray(plan.counts.blocks, dtype=object)
+        roles = np.asarray(plan.counts.roles)
+
+        block_id = {b: i for i, b in enumerate(gated_blocks)}
+        item_layer = plan.layer
+        gated_item = (roles[item_layer] == "main") & (plan.pass_ != UPD)
+        self.item_block = np.array([block_id.get(b, -1) for b in blocks[item_layer]])
+        self.item_block[~gated_item] = -1
+        layer_id = {n: i for i, n in enumerate(psg_layers)}
+        fallback_item = plan.tag == "psg_fallback"
+        self.item_layer = np.array([layer_id.get(n, -1) for n in names[item_layer]])
+        self.item_layer[~fallback_item] = -1
+        if psg and (self.item_layer[fallback_item] < 0).any():
+            missing = sorted(set(names[item_layer][fallback_item & (self.item_layer < 0)]))
+            raise ValueError(f"PSG layers of the estimate without a measured fallback: {missing[:3]}")
+
+    def __call__(self, block_executed: np.ndarray | None = None, layer_fallback: np.ndarray | None = None) -> float:
+        k = np.ones(len(self.item_block))
+        if block_executed is not None:
+            sel = self.item_block >= 0
+            k[sel] = np.asarray(block_executed)[self.item_block[sel]]
+        f = np.ones(len(self.item_layer))
+        if layer_fallback is not None:
+            sel = self.item_layer >= 0
+            f[sel] = np.asarray(layer_fallback)[self.item_layer[sel]]
+        e = self.e_kf
+        total = e[0, 0] + k * (e[1, 0] - e[0, 0]) + f * (e[0, 1] - e[0, 0]) \
+            + k * f * (e[1, 1] - e[1, 0] - e[0, 1] + e[0, 0])
+        return float(total.sum())
 
 
 def iteration_energy_model(workload: Workload, profile: str, batch: int, *, psg: bool,
-                           gated_blocks: list[str]) -> Callable[[np.ndarray | None], float]:
-    """``f(block_executed_fraction or None) -> J`` for one executed iteration; ``None``: every block runs."""
-    full = _estimate(workload, profile, batch, psg)
-    per_item = full.energy_per_iteration_j.sum(1)
-    total_full = float(per_item.sum())
-    if not gated_blocks:
-        return lambda _fractions=None: total_full
-    layer_block = np.array([layer.block or "" for layer in workload.layers])
-    layer_main = np.array([layer.role == "main" for layer in workload.layers])
-    # Per plan item: which gated block's main path it belongs to (-1: none).
-    block_id = {b: i for i, b in enumerate(gated_blocks)}
-    layer_gate = np.array([block_id.get(b, -1) if m else -1 for b, m in zip(layer_block, layer_main)])
-
-    def skip_all(plan):
-        skipped = layer_gate[plan.layer] >= 0
-        return replace(plan, samples=np.where(skipped, 0.0, plan.samples))
-
-    none = _estimate(workload, profile, batch, psg, skip_all)
-    item_gate_full = layer_gate[full.plan.layer]
-    item_gate_none = layer_gate[none.plan.layer]
-    per_item_none = none.energy_per_iteration_j.sum(1)
-    delta = np.array([per_item[item_gate_full == i].sum() - per_item_none[item_gate_none == i].sum()
-                      for i in range(len(gated_blocks))])
-    total_none = float(per_item_none.sum())
-
-    def energy(fractions: np.ndarray | None = None) -> float:
-        if fractions is None:
-            return total_full
-        return total_none + float(np.dot(delta, fractions))
-
-    return energy
+                           gated_blocks: Sequence[str], psg_layers: Sequence[str] = ()) -> Callable[..., float]:
+    return IterationEnergy(workload, profile, batch, psg=psg, gated_blocks=gated_blocks, psg_layers=psg_layers)

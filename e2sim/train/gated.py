@@ -10,7 +10,7 @@ still runs (SkipNet). As in the official code the block is computed for the whol
 mixes its output with the shortcut, so the gate gets a task-loss gradient from every sample.
 
 Module names equal the workload's layer names (``layer2.1.conv1``, ``layer2.0.downsample.0``); the gate of
-block ``b`` is ``b.gate.embed`` and the shared recurrent part is ``control.lstm`` / ``control.proj``.
+block ``b`` is ``b.gate.conv`` (as in ``e2sim.techniques.slu``) and the shared recurrent part is ``control.lstm`` / ``control.proj``.
 """
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ class GateEmbed(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.embed = nn.Conv2d(channels, EMBED_DIM, 1, bias=False)
+        self.conv = nn.Conv2d(channels, EMBED_DIM, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.embed(self.pool(x)), 1)
+        return torch.flatten(self.conv(self.pool(x)), 1)
 
 
 class RecurrentGate(nn.Module):
@@ -62,7 +62,7 @@ class GatedCifarResNet(CifarResNet):
         self.gated_blocks: list[str] = []
         for name, block in self.named_blocks()[1:]:
             block.gate = GateEmbed(block.conv1.in_channels)
-            nn.init.kaiming_normal_(block.gate.embed.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(block.gate.conv.weight, mode="fan_out", nonlinearity="relu")
             self.gated_blocks.append(name)
         self.control = RecurrentGate()
 

@@ -29,6 +29,7 @@ from .curves import CURVE_COLUMNS, CURVES_FILE, read_curves, write_curves
 
 PSG_LR = 0.03  # paper setup for PSG runs (../shared/reference/e2train-paper.md §3): SignSGD prefers small lr
 CHECKPOINT = "checkpoint.pt"
+CONFIG_FILE = "config.json"
 
 
 class TrainConfig(BaseModel):
@@ -97,13 +98,23 @@ def _resume_rows(path: Path, upto: int) -> list[dict]:
     return df.to_dict(orient="records")
 
 
-def prepare_run_dir(out: Path, resume: bool) -> None:
-    if resume:
-        if not (out / CHECKPOINT).exists():
-            raise E2simError(f"{out}: no {CHECKPOINT} to resume from")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise E2simError(f"{out}: already exists; pass --resume to continue it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+def check_run_dir(out: Path, config: TrainConfig, resume: bool) -> None:
+    """A new run needs a new (or empty) directory; a resumed one its checkpoint and the same settings."""
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise E2simError(f"{out}: already exists; pass --resume to continue it, or choose another --out")
+        return
+    if not (out / CHECKPOINT).is_file():
+        raise E2simError(f"{out}: no {CHECKPOINT} to resume from")
+    try:
+        recorded = json.loads((out / CONFIG_FILE).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise E2simError(f"{out / CONFIG_FILE}: unreadable run record ({exc})") from None
+    if recorded != json.loads(config.model_dump_json()):
+        diff = sorted(k for k in set(recorded) | set(config.model_fields)
+                      if recorded.get(k) != getattr(config, k, None))
+        raise E2simError(f"{out}: was started with other settings (differs in {', '.join(diff)}); resume it "
+                         f"with the same options")
 
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
@@ -125,16 +136,12 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     workload = load_workload(config.workload)
     if config.slu and not workload.model.startswith("resnet"):
         raise E2simError(f"--slu: gated blocks are built for the CIFAR ResNets only, not {workload.model!r}")
+    check_run_dir(out, config, resume)
     data = load_data(config.data, seed=config.seed, log=log)
     if data.classes > workload.dataset.classes:
         raise E2simError(f"--data: {data.classes} classes do not fit workload {workload.name!r} "
                          f"({workload.dataset.classes} classes)")
-    prepare_run_dir(out, resume)
-    if resume:
-        recorded = json.loads((out / "config.json").read_text())
-        if recorded.get("config") != json.loads(config.model_dump_json()):
-            raise E2simError(f"{out}: was started with other settings ({out / 'config.json'}); resume it with "
-                             f"the same options")
+    out.mkdir(parents=True, exist_ok=True)
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_INIT, 0))
@@ -158,7 +165,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     stats = _Stats(blocks, psg_layers)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr0, momentum=sched.momentum,
                                 weight_decay=sched.weight_decay)
-    energy_of = iteration_energy_model(workload, config.profile, batch, psg=config.psg, gated_blocks=blocks)
+    energy_of = iteration_energy_model(workload, config.profile, batch, psg=config.psg, gated_blocks=blocks,
+                                       psg_layers=psg_layers)
 
     rows: list[dict] = []
     start, energy_j = 0, 0.0
@@ -175,7 +183,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                   "seed": config.seed, "versions": _versions(), "batch_size": batch, "lr": lr0,
                   "lr_milestones": list(milestones), "data": data.description,
                   "started_unix_s": time.time()}
-        write_atomic(out / "config.json", json.dumps(record, indent=2) + "\n")
+        write_atomic(out / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
 
     test_x = torch.from_numpy(data.test_x)
     test_y = torch.from_numpy(data.test_y)
@@ -240,12 +248,14 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
+            fallback = None
             if config.psg:
                 from .psg import collect_fallback
 
-                stats.fallback += torch.tensor(collect_fallback(model, psg_layers), dtype=torch.float64)
+                fallback = np.array(collect_fallback(model, psg_layers))
+                stats.fallback += torch.from_numpy(fallback)
                 stats.psg_steps += 1
-            energy_j += energy_of(None if block_exec is None else block_exec.numpy())
+            energy_j += energy_of(None if block_exec is None else block_exec.numpy(), fallback)
             row.update(executed=1, loss=float(loss.detach()), train_accuracy=float((logits.argmax(1) == y).float().mean()))
         row["cumulative_energy_j"] = energy_j
         if it % config.eval_every == 0 or it == config.iterations:
