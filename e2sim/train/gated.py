@@ -10,7 +10,8 @@ still runs (SkipNet). As in the official code the block is computed for the whol
 mixes its output with the shortcut, so the gate gets a task-loss gradient from every sample.
 
 Module names equal the workload's layer names (``layer2.1.conv1``, ``layer2.0.downsample.0``); the gate of
-block ``b`` is ``b.gate.conv`` (as in ``e2sim.techniques.slu``) and the shared recurrent part is ``control.lstm`` / ``control.proj``.
+block ``b`` is ``b.gate.conv``; the shared LSTM and projection belong to the first gated block's gate
+(``layer1.1.gate.lstm`` / ``.proj``), as in the techniques stage (``e2sim.techniques.slu``).
 """
 from __future__ import annotations
 
@@ -23,27 +24,23 @@ EMBED_DIM = 10  # official code: embed_dim=10
 HIDDEN_DIM = 10  # official code: hidden_dim=10
 
 
-class GateEmbed(nn.Module):
-    """Average pool + 1x1 conv of the feature map a gate reads."""
+class Gate(nn.Module):
+    """Average pool + 1x1 conv of the feature map a gate reads. The first gate also owns the LSTM and the
+    projection that every gate shares (the techniques stage's ``weights_from``)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, owner: bool):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv = nn.Conv2d(channels, EMBED_DIM, 1, bias=False)
+        if owner:
+            self.lstm = nn.LSTM(EMBED_DIM, HIDDEN_DIM)
+            self.proj = nn.Linear(HIDDEN_DIM, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.conv(self.pool(x)), 1)
 
-
-class RecurrentGate(nn.Module):
-    """The LSTM, projection and hard decision shared by every gate."""
-
-    def __init__(self):
-        super().__init__()
-        self.lstm = nn.LSTM(EMBED_DIM, HIDDEN_DIM)
-        self.proj = nn.Linear(HIDDEN_DIM, 1)
-
-    def forward(self, feature: torch.Tensor, state):
+    def decide(self, feature: torch.Tensor, state):
+        """One LSTM step and the hard decision (called on the owner gate)."""
         out, state = self.lstm(feature.unsqueeze(0), state)
         prob = torch.sigmoid(self.proj(out[0]))[:, 0]
         hard = (prob > torch.rand_like(prob)).to(prob.dtype)
@@ -61,10 +58,14 @@ class GatedCifarResNet(CifarResNet):
         super().__init__(depth, classes)
         self.gated_blocks: list[str] = []
         for name, block in self.named_blocks()[1:]:
-            block.gate = GateEmbed(block.conv1.in_channels)
+            block.gate = Gate(block.conv1.in_channels, owner=not self.gated_blocks)
             nn.init.kaiming_normal_(block.gate.conv.weight, mode="fan_out", nonlinearity="relu")
             self.gated_blocks.append(name)
-        self.control = RecurrentGate()
+
+    @property
+    def control(self) -> Gate:
+        """The gate that owns the shared LSTM and projection."""
+        return self.named_blocks()[1][1].gate
 
     def named_blocks(self) -> list[tuple[str, BasicBlock]]:
         return [(f"layer{s}.{i}", b) for s in (1, 2, 3) for i, b in enumerate(getattr(self, f"layer{s}"))]
@@ -76,7 +77,7 @@ class GatedCifarResNet(CifarResNet):
         state = None
         masks, probs = [], []
         for _, block in blocks[1:]:
-            mask, prob, state = self.control(block.gate(x), state)
+            mask, prob, state = self.control.decide(block.gate.embed(x), state)
             shortcut = block.shortcut(x)
             out = block.relu2(block.residual(x) + shortcut)
             m = mask.view(-1, 1, 1, 1)
