@@ -48,7 +48,7 @@ def psg_direction_fast(x_codes: np.ndarray, dx: float, gy: torch.Tensor, w_shape
     tau = conv.threshold if conv.threshold >= 0 else -conv.threshold * float(mag.max())
     fallback = mag <= tau
     full = _wgrad(x_codes.astype(np.float32) * np.float32(dx), w_shape, gy, conv)
-    return torch.where(fallback, torch.sign(full), torch.sign(predicted)), float(fallback.float().mean())
+    return torch.where(fallback, torch.sign(full), torch.sign(predicted)), float(fallback.double().mean())
 
 
 def psg_direction_exact(x: np.ndarray, gy: torch.Tensor, w_shape, conv):
