@@ -20,7 +20,7 @@ class Data:
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def synthetic_data(train: int = 2048, test: int = 512, classes: int = 10, seed: int = 0) -> Data:
+def synthetic_data(train: int = 2048, test: int = 128, classes: int = 10, seed: int = 0) -> Data:
     """One fixed random 3x32x32 template per class plus unit Gaussian noise per image."""
     g = np.random.default_rng([seed, 12345])
     templates = g.standard_normal((classes, 3, 32, 32), dtype=np.float32)

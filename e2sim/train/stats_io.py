@@ -13,8 +13,8 @@ PSG_FILE = "psg_stats.yaml"
 
 
 def write_stats(out: Path, workload: Workload, stats, config, batch: int) -> None:
-    """``stats``: the loop's running sums. Only layers and blocks the workload names are written (the SLU
-    gates' embedding convs are not workload layers)."""
+    """``stats``: the loop's running sums. PSG fractions are written for the workload's convs, plus the SLU
+    gates' convs when the run is gated (the techniques stage adds them to the workload under those names)."""
     from .psg import BITS, GRAD_MSB_BITS, MSB_BITS
 
     if stats.blocks and float(stats.samples) > 0:
@@ -25,6 +25,10 @@ def write_stats(out: Path, workload: Workload, stats, config, batch: int) -> Non
         write_atomic(out / SLU_FILE, dump_stats(record))
     steps = int(stats.psg_steps)
     if stats.psg_layers and steps > 0:
+        if stats.blocks:
+            from ..techniques import add_gates
+
+            workload = add_gates(workload)
         known = workload.layer_index
         frac = (stats.fallback / steps).tolist()
         record = PsgStats(
