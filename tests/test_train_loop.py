@@ -17,7 +17,7 @@ from e2sim.workload import load_workload
 
 QUIET = dict(log=lambda _m: None)
 ALL = dict(workload="resnet20_cifar10", data="synthetic", iterations=8, batch_size=4, eval_every=4, smd=0.5,
-           slu=True, slu_target=0.5, slu_beta=1e-2, psg=True, seed=7)
+           slu=True, slu_target=0.5, slu_beta=1e-2, psg=True, seed=7, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_cli_estimate_reads_the_stats_files(full_run):
 
 def _executed_fraction(target: float, tmp_path) -> list[float]:
     cfg = TrainConfig(workload="resnet20_cifar10", data="synthetic", iterations=40, batch_size=16, slu=True,
-                      slu_target=target, slu_beta=1e-2, eval_every=1000, seed=1)
+                      slu_target=target, slu_beta=1e-2, eval_every=1000, seed=1, threads=1)
     rows = train(cfg, tmp_path / f"slu{target}", **QUIET)
     f = np.array([r["slu_executed_fraction"] for r in rows])
     return [float(f[:10].mean()), float(f[-10:].mean())]

@@ -111,7 +111,7 @@ def check_run_dir(out: Path, config: TrainConfig, resume: bool) -> None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise E2simError(f"{out / CONFIG_FILE}: unreadable run record ({exc})") from None
     if recorded != json.loads(config.model_dump_json()):
-        diff = sorted(k for k in set(recorded) | set(config.model_fields)
+        diff = sorted(k for k in set(recorded) | set(TrainConfig.model_fields)
                       if recorded.get(k) != getattr(config, k, None))
         raise E2simError(f"{out}: was started with other settings (differs in {', '.join(diff)}); resume it "
                          f"with the same options")
@@ -144,6 +144,12 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     out.mkdir(parents=True, exist_ok=True)
 
     torch.set_num_threads(config.threads)
+    if config.psg:
+        import numba
+
+        # The PSG kernels' numba threads and torch's OpenMP threads take turns; more of them than the
+        # requested count oversubscribes the cores (10x slower steps on a busy 2-core machine).
+        numba.set_num_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))
     torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_INIT, 0))
     batch = config.batch_size or workload.batch_size
     sched = workload.schedule
