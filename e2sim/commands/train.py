@@ -21,6 +21,8 @@ import click
 @click.option("--psg", is_flag=True, help="predictive sign gradient descent on every conv (lr 0.03)")
 @click.option("--psg-exact", is_flag=True,
               help="PSG weight gradients from the exact integer kernel (10-20x slower than the float32 path)")
+@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="initial learning rate (default: the workload's, 0.03 with --psg as in the paper)")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--profile", default="zedboard", show_default=True, help="hardware profile for the energy axis")
 @click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True)
@@ -29,7 +31,7 @@ import click
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="torch CPU threads")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="run directory")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
-def train(workload, data, iterations, batch_size, smd, slu, slu_target, slu_beta, psg, psg_exact, seed, profile,
+def train(workload, data, iterations, batch_size, smd, slu, slu_target, slu_beta, psg, psg_exact, lr, seed, profile,
           eval_every, checkpoint_every, threads, out, resume) -> None:
     """Train a workload's model with SMD / SLU / PSG; writes curves, statistics and checkpoints into --out."""
     from ..errors import E2simError
@@ -41,6 +43,6 @@ def train(workload, data, iterations, batch_size, smd, slu, slu_target, slu_beta
         raise E2simError("--psg-exact needs --psg")
     config = TrainConfig(workload=workload, data=data, iterations=iterations, batch_size=batch_size, smd=smd,
                          slu=slu, slu_target=1.0 if slu_target is None else slu_target, slu_beta=slu_beta,
-                         psg=psg, psg_exact=psg_exact, seed=seed, profile=profile, eval_every=eval_every,
+                         psg=psg, psg_exact=psg_exact, lr=lr, seed=seed, profile=profile, eval_every=eval_every,
                          checkpoint_every=checkpoint_every, threads=threads)
     run(config, out, resume=resume)

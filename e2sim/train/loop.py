@@ -48,6 +48,7 @@ class TrainConfig(BaseModel):
     psg: bool = False
     psg_threshold: float = Field(5e-5, description="official --threshold; negative: relative to max|g_msb|")
     psg_exact: bool = Field(False, description="exact integer PSG kernel instead of the float32 fast path")
+    lr: float | None = Field(None, gt=0, description="initial lr; None: the workload's, or 0.03 with PSG")
     seed: int = Field(0, ge=0)
     profile: str = "zedboard"
     eval_every: int = Field(100, ge=1)
@@ -153,7 +154,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_INIT, 0))
     batch = config.batch_size or workload.batch_size
     sched = workload.schedule
-    lr0 = PSG_LR if config.psg else sched.lr
+    lr0 = config.lr or (PSG_LR if config.psg else sched.lr)
     milestones = schedule.scaled_milestones(sched.lr_milestones, sched.iterations, config.iterations)
 
     if config.slu:
