@@ -43,14 +43,14 @@ def step_times(batch: int, repeats: int, exact: bool) -> dict[str, list[float]]:
     return times
 
 
-def smd_times(iterations: int, batch: int) -> dict[float, float]:
+def smd_times(iterations: int, batch: int, threads: int) -> dict[float, tuple[float, int]]:
     from e2sim.train.loop import TrainConfig, train
 
     out = {}
     for p in (0.0, 0.5):
         with tempfile.TemporaryDirectory() as d:
             cfg = TrainConfig(workload="resnet20_cifar10", data="synthetic", iterations=iterations,
-                              batch_size=batch, smd=p, eval_every=10**9, seed=0)
+                              batch_size=batch, smd=p, eval_every=10**9, seed=0, threads=threads)
             t = time.perf_counter()
             rows = train(cfg, Path(d) / "run", log=lambda _m: None)
             out[p] = ((time.perf_counter() - t) / iterations, sum(r["executed"] for r in rows))
@@ -65,9 +65,11 @@ def main() -> None:
     ap.add_argument("--smd-iterations", type=int, default=24)
     ap.add_argument("--exact", action="store_true", help="also time the exact integer PSG kernel")
     a = ap.parse_args()
+    import numba
     import torch
 
     torch.set_num_threads(a.threads)
+    numba.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} threads, ResNet-20, batch {a.batch}")
     for exact in ([False, True] if a.exact else [False]):
         t = step_times(a.batch, a.repeats, exact)
@@ -75,7 +77,7 @@ def main() -> None:
         name = "psg_exact" if exact else "psg"
         print(f"step median of {a.repeats}: fp32 {med['fp32']:.3f} s, {name} {med[name]:.3f} s, "
               f"ratio {name}/fp32 = {med[name] / med['fp32']:.2f}")
-    s = smd_times(a.smd_iterations, a.batch)
+    s = smd_times(a.smd_iterations, a.batch, a.threads)
     (t0, e0), (t5, e5) = s[0.0], s[0.5]
     print(f"SMD through the training loop, {a.smd_iterations} scheduled iterations: p=0: {t0:.3f} s/iteration "
           f"({e0} executed), p=0.5: {t5:.3f} s/iteration ({e5} executed); ratio {t5 / t0:.2f} "
