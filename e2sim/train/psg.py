@@ -31,11 +31,12 @@ def _wgrad(x: np.ndarray, w_shape, gy: torch.Tensor, conv) -> torch.Tensor:
                                        conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
-def psg_direction_fast(x_codes: np.ndarray, dx: float, gy: torch.Tensor, w_shape, conv):
-    """The PSG rule of ``e2sim.kernels.psg.psg_weight_grad`` with the same quantizers, but both weight
-    gradients summed by torch in float32 instead of exactly in integers: the MSB prediction's relative
-    rounding error is ~1e-7, so only entries within that of zero or of the threshold can differ. (The exact
-    kernel is 10-20x slower than torch's conv weight gradient on CPU; ``--psg-exact`` uses it.)
+def psg_direction_fast(x_codes: np.ndarray, dx: float, gy: torch.Tensor, full: torch.Tensor, conv):
+    """The PSG rule of ``e2sim.kernels.psg.psg_weight_grad`` with the same quantizers, but the MSB prediction
+    summed by torch in float32 instead of exactly in integers: its relative rounding error is ~1e-7, so only
+    entries within that of zero or of the threshold can differ. ``full`` is the weight gradient of the
+    8-bit input and fp32 output gradient (the fallback). (The exact kernel is 10-20x slower than torch's
+    conv weight gradient on CPU; ``--psg-exact`` uses it.)
 
     Returns (sign as float32 tensor, fallback fraction)."""
     from ..kernels.psg import quantize_output_grad
@@ -43,11 +44,10 @@ def psg_direction_fast(x_codes: np.ndarray, dx: float, gy: torch.Tensor, w_shape
 
     gq, dg = quantize_output_grad(gy.numpy(), GRAD_MSB_BITS)
     xm = msb_split(x_codes, BITS, MSB_BITS, conv.input_signed)
-    predicted = _wgrad(xm, w_shape, torch.from_numpy(gq.astype(np.float32)), conv) * float(dx * dg[0])
+    predicted = _wgrad(xm, full.shape, torch.from_numpy(gq.astype(np.float32)), conv) * float(dx * dg[0])
     mag = predicted.abs()
     tau = conv.threshold if conv.threshold >= 0 else -conv.threshold * float(mag.max())
     fallback = mag <= tau
-    full = _wgrad(x_codes.astype(np.float32) * np.float32(dx), w_shape, gy, conv)
     return torch.where(fallback, torch.sign(full), torch.sign(predicted)), float(fallback.double().mean())
 
 
@@ -66,28 +66,32 @@ class _PsgConvFunction(torch.autograd.Function):
     def forward(ctx, x, weight, conv: PsgConv2d):
         from ..kernels.psg import quantize_activation
 
-        xn = x.detach().contiguous().numpy()
-        codes, delta = quantize_activation(xn, BITS, conv.input_signed)
+        codes, delta = quantize_activation(x.detach().contiguous().numpy(), BITS, conv.input_signed)
+        xd = torch.from_numpy(codes.astype(np.float32) * np.float32(delta[0]))
         wd = torch.from_numpy(_quantized_weight(weight.detach().contiguous().numpy()))
-        ctx.save_for_backward(x, wd)
+        ctx.save_for_backward(x, xd, wd)
         ctx.codes, ctx.delta, ctx.conv = codes, float(delta[0]), conv
         # Straight-through quantizers: the backward treats the quantization as identity.
-        xd = torch.from_numpy(codes.astype(np.float32) * np.float32(delta[0]))
         return F.conv2d(xd, wd, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 
     @staticmethod
     def backward(ctx, gy):
-        x, wd = ctx.saved_tensors
+        x, xd, wd = ctx.saved_tensors
         conv = ctx.conv
         gy = gy.contiguous()
-        gx = None
-        if ctx.needs_input_grad[0]:
-            # Error backpropagation in fp32 through the 8-bit weights (official: num_bits_grad 32).
-            gx = torch.nn.grad.conv2d_input(x.shape, wd, gy, conv.stride, conv.padding, conv.dilation, conv.groups)
         if conv.exact:
+            gx = None
+            if ctx.needs_input_grad[0]:
+                gx = torch.nn.grad.conv2d_input(x.shape, wd, gy, conv.stride, conv.padding, conv.dilation,
+                                                conv.groups)
             sign, conv.fallback_fraction = psg_direction_exact(x.detach().numpy(), gy, wd.shape, conv)
-        else:
-            sign, conv.fallback_fraction = psg_direction_fast(ctx.codes, ctx.delta, gy, wd.shape, conv)
+            return gx, sign, None
+        # One backward call for the error (fp32, through the 8-bit weights; official num_bits_grad 32) and
+        # the fallback weight gradient of the 8-bit input, as a plain conv's backward computes both.
+        gx, full, _ = torch.ops.aten.convolution_backward(
+            gy, xd, wd, None, conv.stride, conv.padding, conv.dilation, False, [0, 0], conv.groups,
+            [ctx.needs_input_grad[0], True, False])
+        sign, conv.fallback_fraction = psg_direction_fast(ctx.codes, ctx.delta, gy, full, conv)
         return gx, sign, None
 
 
