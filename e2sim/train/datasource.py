@@ -1,6 +1,6 @@
 """What ``--data`` names, as arrays the training loop reads: the bundled digits (default), a CIFAR directory
-(both via ``e2sim.train.data``), or ``synthetic`` (random class templates plus noise, for speed tests only: it says nothing about accuracy on
-real images)."""
+(both via ``e2sim.train.data``), or ``synthetic`` (random class templates plus noise, for speed tests only:
+it says nothing about accuracy on real images)."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -10,9 +10,9 @@ interpolated bilinearly:
     e(k, f) = e00 + k (e10 - e00) + f (e01 - e00) + k f (e11 - e10 - e01 + e00)
 
 exact at the corners and for every cost proportional to an item's samples or scale (MACs, traffic and the
-time they take); the ceil of the array's tiling is what the interpolation smooths (ResNet-20 at batch 16, half the blocks
-executed and 30% fallback: 1.2% above a direct estimate; tests/test_train_psg_energy.py). An SMD-dropped iteration
-costs nothing (``e2sim.techniques.smd``).
+time they take); the ceil of the array's tiling is what the interpolation smooths (ResNet-20 at batch 16,
+half the blocks executed and 30% fallback: 1.2% above a direct estimate; tests/test_train_psg_energy.py).
+An SMD-dropped iteration costs nothing (``e2sim.techniques.smd``).
 """
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ consumes), ``checkpoint.pt`` and ``curves.png``. Every file is written atomicall
 before the checkpoint, so after a kill the CSV holds at least the checkpoint's rows; rows past the
 checkpoint are dropped on resume and recomputed identically (all randomness is derived from
 ``(seed, iteration)``, see ``schedule.py``).
+
+An SMD-dropped iteration takes its schedule slot (learning rate, data order) and does no forward, backward
+or update. (The official code, under PyTorch 1.0, still applied a momentum/weight-decay step on zeroed
+gradients there; that is not reproduced.)
 """
 from __future__ import annotations
 
@@ -217,7 +221,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         write_stats(out, workload, stats, config, batch)
         buf = io.BytesIO()
         torch.save({"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "stats": stats.state(), "energy_j": energy_j, "torch_rng": torch.get_rng_state()}, buf)
+                    "stats": stats.state(), "energy_j": energy_j}, buf)
         write_atomic(out / CHECKPOINT, buf.getvalue())
 
     model.train()
@@ -263,7 +267,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                 stats.fallback += torch.from_numpy(fallback)
                 stats.psg_steps += 1
             energy_j += energy_of(None if block_exec is None else block_exec.numpy(), fallback)
-            row.update(executed=1, loss=float(loss.detach()), train_accuracy=float((logits.argmax(1) == y).float().mean()))
+            row.update(executed=1, loss=float(loss.detach()),
+                       train_accuracy=float((logits.argmax(1) == y).float().mean()))
         row["cumulative_energy_j"] = energy_j
         if it % config.eval_every == 0 or it == config.iterations:
             row["test_accuracy"] = evaluate(it)
