@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "profiles": "e2sim.commands.profiles:profiles",
     "sweep": "e2sim.commands.sweep:sweep",
     "psg-accuracy": "e2sim.commands.psg_accuracy:psg_accuracy",
+    "train": "e2sim.commands.train:train",
+    "curves": "e2sim.commands.curves:curves",
 }
 
 

@@ -41,6 +41,9 @@ class PsgStats(_Strict):
     settings: PsgSettings
     fallback_fraction: dict[str, Fraction] = Field(description="per conv layer (workload layer names)")
 
+    def fractions(self) -> dict[str, float]:
+        return dict(self.fallback_fraction)
+
 
 class SluStats(_Strict):
     schema_version: Literal[1] = 1
@@ -48,6 +51,9 @@ class SluStats(_Strict):
     workload: str
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     skip_ratio: dict[str, Fraction] = Field(description="per gated block (workload block names)")
+
+    def ratios(self) -> dict[str, float]:
+        return dict(self.skip_ratio)
 
 
 def load_psg_stats(path: str | Path) -> PsgStats:

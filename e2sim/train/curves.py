@@ -1,0 +1,40 @@
+"""The ``curves.csv`` of a run: one row per scheduled iteration."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from ..errors import E2simError
+from ..output import write_atomic
+
+CURVE_COLUMNS = ("iteration", "executed", "loss", "train_accuracy", "test_accuracy", "lr",
+                 "slu_executed_fraction", "cumulative_energy_j")
+CURVES_FILE = "curves.csv"
+
+
+def write_curves(rows: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    buf = io.StringIO()
+    pd.DataFrame(rows, columns=list(CURVE_COLUMNS)).to_csv(buf, index=False)
+    write_atomic(path, buf.getvalue())
+
+
+def read_curves(path: str | Path):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise E2simError(f"{path}: no such file")
+    try:
+        df = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise E2simError(f"{path}: not a curves CSV ({exc})") from None
+    if tuple(df.columns) != CURVE_COLUMNS:
+        raise E2simError(f"{path}: columns {list(df.columns)} are not those of a curves file "
+                         f"({', '.join(CURVE_COLUMNS)})")
+    return df
+
+
+def read_run_curves(run_dir: str | Path):
+    return read_curves(Path(run_dir) / CURVES_FILE)

@@ -1,0 +1,291 @@
+"""The training run: E2-Train's loop (SGD, step schedule, SMD, SLU, PSG) with resumable checkpoints.
+
+A run directory holds ``config.json`` (the run's settings, seed, versions, config hash), ``curves.csv``
+(one row per scheduled iteration), ``slu_stats.yaml`` / ``psg_stats.yaml`` (the statistics the estimate
+consumes), ``checkpoint.pt`` and ``curves.png``. Every file is written atomically. ``curves.csv`` is written
+before the checkpoint, so after a kill the CSV holds at least the checkpoint's rows; rows past the
+checkpoint are dropped on resume and recomputed identically (all randomness is derived from
+``(seed, iteration)``, see ``schedule.py``).
+
+An SMD-dropped iteration takes its schedule slot (learning rate, data order) and does no forward, backward
+or update. (The official code, under PyTorch 1.0, still applied a momentum/weight-decay step on zeroed
+gradients there; that is not reproduced.)
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import E2simError
+from ..output import write_atomic
+from . import schedule
+from .curves import CURVE_COLUMNS, CURVES_FILE, read_curves, write_curves
+
+PSG_LR = 0.03  # paper setup for PSG runs (../shared/reference/e2train-paper.md §3): SignSGD prefers small lr
+CHECKPOINT = "checkpoint.pt"
+CONFIG_FILE = "config.json"
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a run's results (hashed into the config record)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workload: str
+    data: str = "digits"
+    iterations: int = Field(500, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="None: the workload's batch size")
+    smd: float = Field(0.0, ge=0.0, lt=1.0, description="probability that a mini-batch is dropped")
+    slu: bool = False
+    slu_target: float = Field(1.0, gt=0.0, le=1.0, description="fraction of gated blocks to execute")
+    slu_beta: float = Field(1e-5, ge=0.0)
+    psg: bool = False
+    psg_threshold: float = Field(5e-5, description="official --threshold; negative: relative to max|g_msb|")
+    psg_exact: bool = Field(False, description="exact integer PSG kernel instead of the float32 fast path")
+    lr: float | None = Field(None, gt=0, description="initial lr; None: the workload's, or 0.03 with PSG")
+    seed: int = Field(0, ge=0)
+    profile: str = "zedboard"
+    eval_every: int = Field(100, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1, description="None: at every evaluation")
+    threads: int = Field(2, ge=1)
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    from .. import __version__ as e2sim_version
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "e2sim": e2sim_version}
+
+
+class _Stats:
+    """Running sums behind slu_stats (per-block skipped samples) and psg_stats (per-layer fallback)."""
+
+    def __init__(self, blocks: list[str], psg_layers: list[str]):
+        import torch
+
+        self.blocks, self.psg_layers = blocks, psg_layers
+        self.skipped = torch.zeros(len(blocks), dtype=torch.float64)
+        self.samples = torch.zeros((), dtype=torch.float64)
+        self.fallback = torch.zeros(len(psg_layers), dtype=torch.float64)
+        self.psg_steps = torch.zeros((), dtype=torch.float64)
+
+    def state(self) -> dict:
+        return {"skipped": self.skipped, "samples": self.samples, "fallback": self.fallback,
+                "psg_steps": self.psg_steps}
+
+    def load(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v.clone())
+
+
+def _resume_rows(path: Path, upto: int) -> list[dict]:
+    """The checkpoint's rows of curves.csv; rows a killed run wrote past its checkpoint are dropped."""
+    df = read_curves(path)
+    df = df[df["iteration"] <= upto]
+    if len(df) != upto or not (df["iteration"].to_numpy() == np.arange(1, upto + 1)).all():
+        raise E2simError(f"{path}: holds {len(df)} rows up to the checkpoint's iteration {upto}; the run "
+                         f"directory is inconsistent")
+    return df.to_dict(orient="records")
+
+
+def check_run_dir(out: Path, config: TrainConfig, resume: bool) -> None:
+    """A new run needs a new (or empty) directory; a resumed one its checkpoint and the same settings."""
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise E2simError(f"{out}: already exists; pass --resume to continue it, or choose another --out")
+        return
+    if not (out / CHECKPOINT).is_file():
+        raise E2simError(f"{out}: no {CHECKPOINT} to resume from")
+    try:
+        recorded = json.loads((out / CONFIG_FILE).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise E2simError(f"{out / CONFIG_FILE}: unreadable run record ({exc})") from None
+    if recorded != json.loads(config.model_dump_json()):
+        diff = sorted(k for k in set(recorded) | set(TrainConfig.model_fields)
+                      if recorded.get(k) != getattr(config, k, None))
+        raise E2simError(f"{out}: was started with other settings (differs in {', '.join(diff)}); resume it "
+                         f"with the same options")
+
+
+def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
+          stop_after: int | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Run (or resume) training; returns the curve rows. ``stop_after`` stops after that many scheduled
+    iterations as if the process were killed there (used to test resuming)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .datasource import load_data
+    from .energy import iteration_energy_model
+    from .models import build_model
+    from .plots import plot_run
+    from .stats_io import write_stats
+    from ..workload import load_workload
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = Path(out)
+    workload = load_workload(config.workload)
+    if config.slu and not workload.model.startswith("resnet"):
+        raise E2simError(f"--slu: gated blocks are built for the CIFAR ResNets only, not {workload.model!r}")
+    check_run_dir(out, config, resume)
+    data = load_data(config.data, seed=config.seed, log=log)
+    if data.classes > workload.dataset.classes:
+        raise E2simError(f"--data: {data.classes} classes do not fit workload {workload.name!r} "
+                         f"({workload.dataset.classes} classes)")
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.set_num_threads(config.threads)
+    if config.psg:
+        import numba
+
+        # The PSG kernels' numba threads and torch's OpenMP threads take turns; more of them than the
+        # requested count oversubscribes the cores (10x slower steps on a busy 2-core machine).
+        numba.set_num_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))
+    torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_INIT, 0))
+    batch = config.batch_size or workload.batch_size
+    sched = workload.schedule
+    lr0 = config.lr or (PSG_LR if config.psg else sched.lr)
+    milestones = schedule.scaled_milestones(sched.lr_milestones, sched.iterations, config.iterations)
+
+    if config.slu:
+        from .gated import GatedCifarResNet
+
+        model = GatedCifarResNet(int(workload.model[6:]), workload.dataset.classes)
+    else:
+        model = build_model(workload.model, workload.dataset.classes)
+    psg_layers: list[str] = []
+    if config.psg:
+        from .psg import convert_to_psg
+
+        psg_layers = convert_to_psg(model, threshold=config.psg_threshold, exact=config.psg_exact)
+    blocks = list(getattr(model, "gated_blocks", []))
+    stats = _Stats(blocks, psg_layers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr0, momentum=sched.momentum,
+                                weight_decay=sched.weight_decay)
+    energy_of = iteration_energy_model(workload, config.profile, batch, psg=config.psg, gated_blocks=blocks,
+                                       psg_layers=psg_layers)
+
+    rows: list[dict] = []
+    start, energy_j = 0, 0.0
+    if resume:
+        ckpt = torch.load(out / CHECKPOINT, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        stats.load(ckpt["stats"])
+        start, energy_j = int(ckpt["iteration"]), float(ckpt["energy_j"])
+        rows = _resume_rows(out / CURVES_FILE, start)
+        log(f"resuming {out} at iteration {start}")
+    else:
+        record = {"config": json.loads(config.model_dump_json()), "config_hash": config.config_hash(),
+                  "seed": config.seed, "versions": _versions(), "batch_size": batch, "lr": lr0,
+                  "lr_milestones": list(milestones), "data": data.description,
+                  "started_unix_s": time.time()}
+        write_atomic(out / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
+
+    test_x = torch.from_numpy(data.test_x)
+    test_y = torch.from_numpy(data.test_y)
+    n_train = len(data.train_y)
+    perms: dict[int, np.ndarray] = {}
+    ckpt_every = config.checkpoint_every or config.eval_every
+    end = config.iterations if stop_after is None else min(stop_after, config.iterations)
+    t0 = time.perf_counter()
+
+    def evaluate(iteration: int) -> float:
+        model.eval()
+        torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_EVAL, iteration))
+        correct = 0
+        with torch.no_grad():
+            for s in range(0, len(test_y), 500):
+                logits = model(test_x[s:s + 500])
+                logits = logits[0] if isinstance(logits, tuple) else logits
+                correct += int((logits.argmax(1) == test_y[s:s + 500]).sum())
+        model.train()
+        return correct / len(test_y)
+
+    def save(iteration: int) -> None:
+        write_curves(rows, out / CURVES_FILE)
+        write_stats(out, workload, stats, config, batch)
+        buf = io.BytesIO()
+        torch.save({"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "stats": stats.state(), "energy_j": energy_j}, buf)
+        write_atomic(out / CHECKPOINT, buf.getvalue())
+
+    model.train()
+    for i in range(start, end):
+        it = i + 1
+        lr = schedule.lr_at(i, lr0, milestones, sched.lr_decay)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        row = dict.fromkeys(CURVE_COLUMNS, math.nan)
+        row.update(iteration=it, executed=0, lr=lr)
+        if not schedule.smd_dropped(config.seed, i, config.smd):
+            pos = i * batch + np.arange(batch)
+            epochs = pos // n_train
+            # One batch spans at most two epochs; each keeps its own permutation.
+            idx = np.concatenate([_epoch_perm(config.seed, int(e), n_train, perms)[pos[epochs == e] % n_train]
+                                  for e in np.unique(epochs)])
+            x = torch.from_numpy(data.augment(idx, schedule.rng(config.seed, schedule.STREAM_AUGMENT, i)))
+            y = torch.from_numpy(data.train_y[idx])
+            torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_TORCH, i))
+            out_ = model(x)
+            if config.slu:
+                from .slu import executed_fraction, slu_regulariser
+
+                logits, masks, _ = out_
+                loss = F.cross_entropy(logits, y)
+                total = loss + slu_regulariser(masks, config.slu_target, config.slu_beta)
+                block_exec = torch.stack([m.detach() for m in masks]).mean(1)
+                stats.skipped += (1.0 - block_exec.double()) * batch
+                stats.samples += batch
+                row["slu_executed_fraction"] = executed_fraction(masks)
+            else:
+                logits = out_
+                loss = total = F.cross_entropy(logits, y)
+                block_exec = None
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            fallback = None
+            if config.psg:
+                from .psg import collect_fallback
+
+                fallback = np.array(collect_fallback(model, psg_layers))
+                stats.fallback += torch.from_numpy(fallback)
+                stats.psg_steps += 1
+            energy_j += energy_of(None if block_exec is None else block_exec.numpy(), fallback)
+            row.update(executed=1, loss=float(loss.detach()),
+                       train_accuracy=float((logits.argmax(1) == y).float().mean()))
+        row["cumulative_energy_j"] = energy_j
+        if it % config.eval_every == 0 or it == config.iterations:
+            row["test_accuracy"] = evaluate(it)
+            log(f"iteration {it}/{config.iterations}: loss {row['loss']:.4f} test accuracy "
+                f"{row['test_accuracy']:.4f} energy {energy_j:.4g} J ({time.perf_counter() - t0:.1f} s)")
+        rows.append(row)
+        if it % ckpt_every == 0 or it == config.iterations:
+            save(it)
+    if end == config.iterations:
+        plot_run(rows, out / "curves.png", title=f"{workload.name} ({out.name})")
+        log(f"done: {out}")
+    return rows
+
+
+def _epoch_perm(seed: int, epoch: int, n: int, cache: dict[int, np.ndarray]) -> np.ndarray:
+    if epoch not in cache:
+        for old in [k for k in cache if k < epoch - 1]:
+            del cache[old]
+        cache[epoch] = schedule.rng(seed, schedule.STREAM_SHUFFLE, epoch).permutation(n)
+    return cache[epoch]

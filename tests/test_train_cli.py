@@ -1,0 +1,116 @@
+"""`e2sim train` / `e2sim curves` on the command line: bad input gives one line and exit code 2."""
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from e2sim.train.curves import CURVE_COLUMNS
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def e2sim(capsys):
+    """Runs the CLI in-process (``e2sim.cli.main``: the same error handling as the console script)."""
+    from e2sim.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exc:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return Result(exc.value.code, out, err)
+
+    return run
+
+
+def _one_line_error(r, match):
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("e2sim: error:"), r.stderr
+    assert match in lines[0], lines[0]
+    assert r.stdout == ""
+
+
+def _cifar_dir(root, n=4, labels_ok=True):
+    root.mkdir()
+    data = {b"data": np.zeros((n, 3072), np.uint8), b"labels": [i % 10 for i in range(n)]}
+    if not labels_ok:
+        data[b"labels"] = [42] * n
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (root / name).write_bytes(pickle.dumps(data, protocol=2))
+    return root
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--smd", "1.5"], "--smd"),
+    (["--slu-target", "0.5"], "--slu-target needs --slu"),
+    (["--slu", "--slu-target", "0"], "--slu-target"),
+    (["--psg-exact"], "--psg-exact needs --psg"),
+    (["--iterations", "0"], "--iterations"),
+    (["--workload", "nope"], "nope"),
+    (["--workload", "mobilenetv2_cifar10", "--slu"], "CIFAR ResNets only"),
+    (["--data", "/no/such/dir"], "not a directory"),
+])
+def test_invalid_options(e2sim, tmp_path, args, match):
+    base = ["train", "--workload", "resnet20_cifar10", "--out", str(tmp_path / "run")]
+    if "--workload" in args:
+        base = ["train", "--out", str(tmp_path / "run")]
+    _one_line_error(e2sim(*base, *args), match)
+
+
+def test_bad_data_directories_and_pickles(e2sim, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = ["train", "--workload", "resnet20_cifar10", "--iterations", "1"]
+    _one_line_error(e2sim(*run, "--data", str(empty), "--out", str(tmp_path / "r1")), "no CIFAR python-pickle")
+    bad = _cifar_dir(tmp_path / "bad")
+    (bad / "data_batch_3").write_bytes(b"\x80\x02not a pickle at all")
+    _one_line_error(e2sim(*run, "--data", str(bad), "--out", str(tmp_path / "r2")), "data_batch_3")
+    labels = _cifar_dir(tmp_path / "labels", labels_ok=False)
+    _one_line_error(e2sim(*run, "--data", str(labels), "--out", str(tmp_path / "r3")), "labels outside")
+
+
+def test_crafted_pickle_is_refused_without_running_code(tmp_path):
+    evil = _cifar_dir(tmp_path / "evil")
+    (evil / "data_batch_1").write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    # a real process: the console entry point, nothing printed by the payload
+    p = subprocess.run([sys.executable, "-m", "e2sim", "train", "--workload", "resnet20_cifar10", "--data",
+                        str(evil), "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    r = Result(p.returncode, p.stdout, p.stderr)
+    _one_line_error(r, "refuses to load __builtin__.print")
+    assert "pwned" not in r.stdout + r.stderr
+
+
+def test_existing_run_directory_is_not_overwritten(e2sim, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "curves.csv").write_text("keep me")
+    _one_line_error(e2sim("train", "--workload", "resnet20_cifar10", "--out", str(run)), "--resume")
+    assert (run / "curves.csv").read_text() == "keep me"
+    _one_line_error(e2sim("train", "--workload", "resnet20_cifar10", "--out", str(run), "--resume"),
+                    "no checkpoint.pt")
+
+
+def test_curves_command(e2sim, tmp_path):
+    rows = "\n".join(f"{i},1,1.0,0.5,{0.1 * i},0.1,,{i * 2.0}" for i in range(1, 4))
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "curves.csv").write_text(",".join(CURVE_COLUMNS) + "\n" + rows + "\n")
+    png = tmp_path / "cmp.png"
+    r = e2sim("curves", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "c").mkdir()
+    _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "curves.csv: no such file")
+    (tmp_path / "c" / "curves.csv").write_text("x,y\n1,2\n")
+    _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "columns")
