@@ -24,6 +24,12 @@ import numpy as np
 DF_CODE = {"os": 0, "ws": 1, "is": 2}
 
 
+def _ratio(num, den):
+    """num / den, 0 where den is 0 (utilisation of a GEMM with no work)."""
+    den = np.asarray(den, dtype=float)
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
+
+
 def _ceil_div(a, b):
     return np.ceil(np.asarray(a, dtype=float) / b)
 
@@ -47,13 +53,14 @@ def map_gemms(m, n, k, dataflow, rows, cols, *, a_unique, buf_a, buf_b, buf_c, c
     lines = t + ar + ac - 2 + np.where(is_os, 0.0, ar)
     # SCALE-Sim reports the index of the last cycle (rows of the demand matrices - 1); at least one cycle
     # (a 1x1x1 GEMM on a 1x1 array would otherwise take none).
-    compute_cycles = np.maximum(folds * lines - 1, 1.0)
+    # An empty GEMM (an item no sample runs, e.g. a fully skipped block) takes no cycle at all.
     pes = ar * ac
     mac = m * n * k
-    mapping_eff = 100.0 * sr * sc / (folds * pes)
+    compute_cycles = np.where(mac > 0, np.maximum(folds * lines - 1, 1.0), 0.0)
     cyc_f = np.where(is_os, t + ar + ac - 2, t + 2 * ar + 2 * ac - 3)
-    compute_util = 100.0 * sr * sc * t / (folds * pes * cyc_f)
-    overall_util = 100.0 * mac / (compute_cycles * pes)
+    mapping_eff = _ratio(100.0 * sr * sc, folds * pes)
+    compute_util = _ratio(100.0 * sr * sc * t, folds * pes * cyc_f)
+    overall_util = _ratio(100.0 * mac, compute_cycles * pes)
 
     mn, mk, kn = m * n, m * k, k * n
     sram_a = np.where(is_is, mk, cf * mk)

@@ -42,9 +42,7 @@ class IterationEnergy:
             w, plan = build(workload, ts, "fp32", iterations=1, batch_size=batch)
             if skipped:
                 plan = skip_blocks(plan, {b: 1.0 for b in gated_blocks})
-            # Items with zero samples make the mapping's utilisation statistics 0/0 (harmless for energy).
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return estimate_plan(plan, w, profile).energy_per_iteration_j.sum(1), plan
+            return estimate_plan(plan, w, profile).energy_per_iteration_j.sum(1), plan
 
         e11, plan = priced(1.0, False)  # e<k><f>: k = executed fraction of gated blocks, f = PSG fallback
         gated = bool(gated_blocks)
