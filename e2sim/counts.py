@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import E2simError
 from .workload import Workload
 
 PASSES = ("fwd", "bwd_input", "bwd_weight", "update")
@@ -116,100 +117,120 @@ def count(workload: Workload, batch_size: int | None = None) -> Counts:
     ws = np.zeros((nl, npass, nt), np.int64)
     wf = np.zeros((nl, npass, nt), np.int64)
     params = np.zeros(nl, np.int64)
-    fwd, bi, bw, up = (P[p] for p in PASSES)
-    ti, tw, to, tgo, tgi, tgw, tst = (T[t] for t in TENSORS)
 
     for i, L in enumerate(layers):
-        cin, hin, win = L.in_shape
-        cout, hout, wout = L.out_shape
-        e_in, e_out = cin * hin * win, cout * hout * wout
-        k = L.kind
-        owns = L.weights_from is None
-        w = L.weight_elems
-        params[i] = w if owns else 0
-        gin = L.needs_input_grad
+        try:
+            _count_layer(i, L, ms, mf, os_, of, rs, rf, ws, wf, params)
+        except OverflowError:
+            raise E2simError(f"layers.{i} ({L.name}): counts exceed int64") from None
 
-        # Forward: every layer reads its input(s) and writes its output.
-        rs[i, fwd, ti] = e_in * (L.n_inputs if k == "add" else 1)
-        ws[i, fwd, to] = e_out
-        if gin:
-            ws[i, bi, tgi] = e_in * (L.n_inputs if k == "add" else 1)
-            rs[i, bi, tgo] = e_out
-
-        if k in ("conv", "linear", "lstm"):
-            if k == "conv":
-                mac = e_out * (cin // L.groups) * L.kernel[0] * L.kernel[1]
-            elif k == "linear":
-                mac = cin * cout
-            else:
-                h = L.hidden or cout
-                mac = 4 * h * (cin + h)
-            ms[i, fwd] = mac
-            ms[i, bw] = mac
-            rf[i, fwd, tw] = w
-            rs[i, bw, ti] = e_in
-            rs[i, bw, tgo] = e_out
-            wf[i, bw, tgw] = w
-            if gin:
-                ms[i, bi] = mac
-                rf[i, bi, tw] = w
-            if k == "lstm":
-                h = L.hidden or cout
-                os_[i, fwd] = 16 * h
-                os_[i, bi if gin else bw] = 16 * h
-            elif L.bias:
-                os_[i, fwd] = e_out
-                os_[i, bw] = e_out
-        elif k == "batchnorm":
-            os_[i, fwd] = 5 * e_out
-            rf[i, fwd, tw] = w
-            os_[i, bw] = 4 * e_out
-            rs[i, bw, ti] = e_in
-            rs[i, bw, tgo] = e_out
-            wf[i, bw, tgw] = w
-            if gin:
-                os_[i, bi] = 4 * e_out
-                rs[i, bi, ti] = e_in
-                rf[i, bi, tw] = w
-        elif k == "relu":
-            os_[i, fwd] = e_out
-            if gin:
-                os_[i, bi] = e_out
-                rs[i, bi, to] = e_out
-        elif k == "sigmoid":
-            os_[i, fwd] = e_out
-            if gin:
-                os_[i, bi] = 3 * e_out
-                rs[i, bi, to] = e_out
-        elif k == "add":
-            os_[i, fwd] = (L.n_inputs - 1) * e_out
-            if gin:
-                os_[i, bi] = (L.n_inputs - 1) * e_out
-        elif k == "maxpool":
-            os_[i, fwd] = e_out * (L.kernel[0] * L.kernel[1] - 1)
-            if gin:
-                os_[i, bi] = e_out
-        elif k == "avgpool":
-            os_[i, fwd] = e_out * L.kernel[0] * L.kernel[1]
-            if gin:
-                os_[i, bi] = e_in
-        else:  # pragma: no cover - LayerKind is a closed Literal
-            raise AssertionError(k)
-
-        if owns and w:
-            of[i, up] = UPDATE_OPS_PER_PARAM * w
-            rf[i, up, tw] = w
-            rf[i, up, tgw] = w
-            rf[i, up, tst] = w
-            wf[i, up, tw] = w
-            wf[i, up, tst] = w
-
+    batch = int(batch_size if batch_size is not None else workload.batch_size)
+    # Counts of one iteration must fit int64; numpy would wrap around silently.
+    biggest = max(int(a.max(initial=0)) for a in (ms, os_, rs, ws)) * batch + max(
+        int(a.max(initial=0)) for a in (mf, of, rf, wf))
+    if biggest >= 2**62:
+        raise E2simError(f"workload {workload.name!r}: counts of one iteration at batch {batch} exceed int64")
     return Counts(
         names=tuple(L.name for L in layers),
         kinds=tuple(L.kind for L in layers),
         blocks=tuple(L.block for L in layers),
         roles=tuple(L.role for L in layers),
-        batch_size=int(batch_size if batch_size is not None else workload.batch_size),
+        batch_size=batch,
         macs_sample=ms, macs_fixed=mf, ops_sample=os_, ops_fixed=of,
         reads_sample=rs, reads_fixed=rf, writes_sample=ws, writes_fixed=wf, params=params,
     )
+
+
+
+_FWD, _BI, _BW, _UP = (P[p] for p in PASSES)
+_TI, _TW, _TO, _TGO, _TGI, _TGW, _TST = (T[t] for t in TENSORS)
+
+
+def _count_layer(i, L, ms, mf, os_, of, rs, rf, ws, wf, params) -> None:
+    """Fill row i of the count arrays for layer L (rules in the module docstring)."""
+    fwd, bi, bw, up = _FWD, _BI, _BW, _UP
+    ti, tw, to, tgo, tgi, tgw, tst = _TI, _TW, _TO, _TGO, _TGI, _TGW, _TST
+    cin, hin, win = L.in_shape
+
+    cout, hout, wout = L.out_shape
+    e_in, e_out = cin * hin * win, cout * hout * wout
+    k = L.kind
+    owns = L.weights_from is None
+    w = L.weight_elems
+    params[i] = w if owns else 0
+    gin = L.needs_input_grad
+
+    # Forward: every layer reads its input(s) and writes its output.
+    rs[i, fwd, ti] = e_in * (L.n_inputs if k == "add" else 1)
+    ws[i, fwd, to] = e_out
+    if gin:
+        ws[i, bi, tgi] = e_in * (L.n_inputs if k == "add" else 1)
+        rs[i, bi, tgo] = e_out
+
+    if k in ("conv", "linear", "lstm"):
+        if k == "conv":
+            mac = e_out * (cin // L.groups) * L.kernel[0] * L.kernel[1]
+        elif k == "linear":
+            mac = cin * cout
+        else:
+            h = L.hidden or cout
+            mac = 4 * h * (cin + h)
+        ms[i, fwd] = mac
+        ms[i, bw] = mac
+        rf[i, fwd, tw] = w
+        rs[i, bw, ti] = e_in
+        rs[i, bw, tgo] = e_out
+        wf[i, bw, tgw] = w
+        if gin:
+            ms[i, bi] = mac
+            rf[i, bi, tw] = w
+        if k == "lstm":
+            h = L.hidden or cout
+            os_[i, fwd] = 16 * h
+            os_[i, bi if gin else bw] = 16 * h
+        elif L.bias:
+            os_[i, fwd] = e_out
+            os_[i, bw] = e_out
+    elif k == "batchnorm":
+        os_[i, fwd] = 5 * e_out
+        rf[i, fwd, tw] = w
+        os_[i, bw] = 4 * e_out
+        rs[i, bw, ti] = e_in
+        rs[i, bw, tgo] = e_out
+        wf[i, bw, tgw] = w
+        if gin:
+            os_[i, bi] = 4 * e_out
+            rs[i, bi, ti] = e_in
+            rf[i, bi, tw] = w
+    elif k == "relu":
+        os_[i, fwd] = e_out
+        if gin:
+            os_[i, bi] = e_out
+            rs[i, bi, to] = e_out
+    elif k == "sigmoid":
+        os_[i, fwd] = e_out
+        if gin:
+            os_[i, bi] = 3 * e_out
+            rs[i, bi, to] = e_out
+    elif k == "add":
+        os_[i, fwd] = (L.n_inputs - 1) * e_out
+        if gin:
+            os_[i, bi] = (L.n_inputs - 1) * e_out
+    elif k == "maxpool":
+        os_[i, fwd] = e_out * (L.kernel[0] * L.kernel[1] - 1)
+        if gin:
+            os_[i, bi] = e_out
+    elif k == "avgpool":
+        os_[i, fwd] = e_out * L.kernel[0] * L.kernel[1]
+        if gin:
+            os_[i, bi] = e_in
+    else:  # pragma: no cover - LayerKind is a closed Literal
+        raise AssertionError(k)
+
+    if owns and w:
+        of[i, up] = UPDATE_OPS_PER_PARAM * w
+        rf[i, up, tw] = w
+        rf[i, up, tgw] = w
+        rf[i, up, tst] = w
+        wf[i, up, tw] = w
+        wf[i, up, tst] = w

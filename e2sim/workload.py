@@ -27,8 +27,11 @@ GEMM_KINDS = ("conv", "linear", "lstm")
 # (downsample) path always runs, as in SkipNet's recurrent-gate ResNets; `gate` layers are the SLU gates.
 Role = Literal["stem", "main", "shortcut", "gate", "head"]
 
-Shape3 = Annotated[tuple[PositiveInt, PositiveInt, PositiveInt], Field(description="(C, H, W) per sample")]
-Pair = tuple[PositiveInt, PositiveInt]
+# Sizes are bounded so that every count of a layer fits int64 with room for a large batch (a dimension
+# of 2^20 is far beyond any CNN; a product of all of them overflows otherwise, silently in numpy).
+Dim = Annotated[int, Field(ge=1, le=2**20)]
+Shape3 = Annotated[tuple[Dim, Dim, Dim], Field(description="(C, H, W) per sample")]
+Pair = tuple[Dim, Dim]
 
 
 class _Strict(BaseModel):
@@ -47,14 +50,14 @@ class Layer(_Strict):
     kernel: Pair = (1, 1)
     stride: Pair = (1, 1)
     padding: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] = (0, 0)
-    groups: PositiveInt = 1
+    groups: Dim = 1
     bias: bool = False
     # Number of summed inputs of an `add` layer (a residual add has 2).
-    n_inputs: PositiveInt = 1
+    n_inputs: Annotated[int, Field(ge=1, le=64)] = 1
     # False where the layer's input needs no gradient (the network input): no `bwd_input` pass.
     needs_input_grad: bool = True
     # LSTM: hidden size; the input size is in_shape[0]. Gates run one step per block.
-    hidden: PositiveInt | None = None
+    hidden: Dim | None = None
     # Name of the layer that owns this layer's weights (one LSTM shared by all SLU gates): such a layer
     # reads the shared weights and accumulates into their gradient but has no update of its own.
     weights_from: str | None = None
@@ -151,7 +154,7 @@ class WorkloadFile(_Strict):
     name: str = Field(min_length=1)
     model: str = Field(min_length=1, description="bundled builder name, or 'custom' with explicit layers")
     dataset: str | Dataset = "cifar10"
-    batch_size: PositiveInt = 128
+    batch_size: Dim = 128
     schedule: Schedule = Schedule()
     layers: list[Layer] | None = None
     blocks: list[Block] | None = None
@@ -163,7 +166,7 @@ class Workload(_Strict):
     name: str
     model: str
     dataset: Dataset
-    batch_size: PositiveInt
+    batch_size: Dim
     schedule: Schedule = Schedule()
     layers: tuple[Layer, ...]
     blocks: tuple[Block, ...] = ()

@@ -65,6 +65,8 @@ def test_custom_workload_counts_by_hand(tmp_path):
 @pytest.mark.parametrize("mutate, key", [
     (lambda d: d.update(colour="red"), "colour"),
     (lambda d: d["layers"][1].update(out_shape=[-6, 8, 8]), "layers.1.out_shape.0"),
+    (lambda d: d["layers"][1].update(out_shape=[6, 8, 2**21]), "layers.1.out_shape.2"),
+    (lambda d: d["layers"][1].update(groups=1e300), "layers.1.groups"),
     (lambda d: d["layers"][1].pop("kind"), "layers.1.kind"),
     (lambda d: d.update(batch_size="many"), "batch_size"),
     (lambda d: d["layers"][0].update(stride="two"), "layers.0.stride"),
