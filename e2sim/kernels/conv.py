@@ -232,7 +232,14 @@ class CmLayout(NamedTuple):
     back to back, ``sp = hp * wp`` elements per sample. The output gradient is stored on the same padded grid
     (zeros outside the OH x OW corner), so for tap (kh, kw) the whole sum over samples and positions is ONE
     contiguous dot product ``x[c, off + j] * g[co, j]`` with ``off = kh * wp + kw``: every wrapped-around
-    term meets a zero of g. The input rows carry ``tail`` extra zeros for the reads past the last plane."""
+    term meets a zero of g. The input rows carry ``tail`` extra zeros for the reads past the last plane.
+
+    Neighbouring planes share their padding when ``ph <= kh - 1`` and ``pw <= kw - 1`` (every usual conv):
+    ``wp = w + pw`` holds the left padding only and a read past a row's right edge (padded column
+    ``w + pw + r``, ``r < pw`` since ``ow - 1 + kw - 1 = w + 2 pw - 1``) lands on column ``r`` of the next
+    row, a left-padding zero, which is the value of the padded input there; likewise ``hp = h + ph`` rows
+    and the next sample's top padding. The gradient still fits (``oh <= hp``, ``ow <= wp``). At 8x8 pixels
+    this sums 81 instead of 100 positions per plane."""
 
     hp: int
     wp: int
@@ -242,7 +249,8 @@ class CmLayout(NamedTuple):
 
 
 def cm_layout(g) -> CmLayout:
-    hp, wp = g.h + 2 * g.ph, g.w + 2 * g.pw
+    shared = g.ph <= g.kh - 1 and g.pw <= g.kw - 1
+    hp, wp = (g.h + g.ph, g.w + g.pw) if shared else (g.h + 2 * g.ph, g.w + 2 * g.pw)
     return CmLayout(hp, wp, hp * wp, g.n * hp * wp, (g.kh - 1) * wp + g.kw)
 
 
