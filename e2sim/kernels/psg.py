@@ -33,7 +33,7 @@ from .conv import (
     int32_terms,
     wgrad_codes,
 )
-from .quantize import code_of, max_abs_range, msb_split, quantize, quantizer_constants
+from .quantize import code_of, max_abs_range, msb_digit, msb_split, quantize, quantizer_constants
 
 FP32 = 32  # grad_msb_bits value meaning "not quantized" (the official num_bits_grad >= 32 convention)
 
@@ -80,10 +80,10 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
 
 
 @njit(cache=True)  # serial: a few ms; on a shared machine one thread beats waiting on a busy sibling
-def _digits_to_cm(xq, zero_code, d_lut, e_lut, ph, pw, hp, wp, d_out, q_out, e_j, e_n):
+def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, hp, wp, d_out, q_out, e_j, e_n):
     """MSB part of the input codes as ``2**shift * d - e`` (d small; e = 1 where the official clamp turns the
-    top level 2**b into 2**b - 1), d written into the channel-major layout, the (rare) e positions listed per
-    channel (``e_n[c]`` of them; only the first ``e_j.shape[1]`` are stored in ``e_j[c]``).
+    top level 2**b into 2**b - 1, i.e. for the uncentred codes q >= ``q_e``: rounding is monotone), d written
+    into the channel-major layout, the (rare) e positions listed per channel (``e_n[c]`` of them; only the first ``e_j.shape[1]`` are stored in ``e_j[c]``).
     The full codes go into ``q_out`` (same layout) in the same pass, for the fallback entries."""
     n_n, c_n, h_n, w_n = xq.shape
     sp = hp * wp
@@ -93,15 +93,19 @@ def _digits_to_cm(xq, zero_code, d_lut, e_lut, ph, pw, hp, wp, d_out, q_out, e_j
         for n in range(n_n):
             for i in range(h_n):
                 base = n * sp + (i + ph) * wp + pw
-                for j in range(w_n):
-                    v = xq[n, c, i, j]
-                    q_out[c, base + j] = v
-                    q = np.int32(v) + zero_code
-                    d_out[c, base + j] = d_lut[q]
-                    if e_lut[q]:
-                        if cnt < cap:
-                            e_j[c, cnt] = base + j
-                        cnt += 1
+                hit = False
+                src, dd, qq = xq[n, c, i], d_out[c, base:base + w_n], q_out[c, base:base + w_n]
+                for j in range(w_n):  # branch-free on 1-D slices (no wrap-around checks): vectorisable
+                    v = src[j]
+                    qq[j] = v
+                    dd[j] = msb_digit(v, shift, zero_code) - d_off  # = d_lut[q]
+                    hit |= np.int32(v) + zero_code >= q_e
+                if hit:
+                    for j in range(w_n):
+                        if np.int32(xq[n, c, i, j]) + zero_code >= q_e:
+                            if cnt < cap:
+                                e_j[c, cnt] = base + j
+                            cnt += 1
         e_n[c] = cnt
 
 
@@ -125,10 +129,11 @@ def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out, f_out):
         for n in range(n_n):
             for i in range(oh_n):
                 base = n * sp + i * wp
-                for j in range(ow_n):
-                    v = gy[n, co, i, j]
-                    f_out[co, base + j] = v
-                    out[co, base + j] = code_of(v, lo, delta, qmax, zero_code)
+                src, ff, oo = gy[n, co, i], f_out[co, base:base + ow_n], out[co, base:base + ow_n]
+                for j in range(ow_n):  # 1-D slices: no wrap-around checks
+                    v = src[j]
+                    ff[j] = v
+                    oo[j] = code_of(v, lo, delta, qmax, zero_code)
 
 
 @njit(cache=True)  # serial: a handful of positions
@@ -176,6 +181,8 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     shift = bits - msb_bits
     zero_code = 2 ** (bits - 1) if x_signed else 0
     d_lut, e_lut = _digit_tables(bits, msb_bits, x_signed)
+    q_e = int(np.argmax(e_lut)) if e_lut.any() else 2**bits  # e = 1 exactly for q >= q_e (monotone rounding)
+    assert (e_lut == (np.arange(2**bits) >= q_e)).all()
     d = workspace("psg_digits", geom, (geom.ci, lay.length + lay.tail), d_lut.dtype)
     qcm = workspace("input_cm", geom, (geom.ci, lay.length + lay.tail), xq.dtype)
     fcm = workspace("grad_cm", geom, (geom.co, lay.length), np.float32)
@@ -183,7 +190,7 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     e_n = np.empty(geom.ci, np.int64)
     while True:
         e_jc = np.empty((geom.ci, cap), np.int64)
-        _digits_to_cm(xq, zero_code, d_lut, e_lut, geom.ph, geom.pw, lay.hp, lay.wp, d, qcm, e_jc, e_n)
+        _digits_to_cm(xq, zero_code, shift, 2 ** (msb_bits - 1) if x_signed else 0, q_e, geom.ph, geom.pw, lay.hp, lay.wp, d, qcm, e_jc, e_n)
         if e_n.max() <= cap:
             break
         cap = int(e_n.max())
