@@ -83,7 +83,8 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
 def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, hp, wp, d_out, q_out, e_j, e_n):
     """MSB part of the input codes as ``2**shift * d - e`` (d small; e = 1 where the official clamp turns the
     top level 2**b into 2**b - 1, i.e. for the uncentred codes q >= ``q_e``: rounding is monotone), d written
-    into the channel-major layout, the (rare) e positions listed per channel (``e_n[c]`` of them; only the first ``e_j.shape[1]`` are stored in ``e_j[c]``).
+    into the channel-major layout, the (rare) e positions listed per channel (``e_n[c]`` of them; only the
+    first ``e_j.shape[1]`` are stored in ``e_j[c]``).
     The full codes go into ``q_out`` (same layout) in the same pass, for the fallback entries."""
     n_n, c_n, h_n, w_n = xq.shape
     sp = hp * wp
@@ -190,7 +191,8 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     e_n = np.empty(geom.ci, np.int64)
     while True:
         e_jc = np.empty((geom.ci, cap), np.int64)
-        _digits_to_cm(xq, zero_code, shift, 2 ** (msb_bits - 1) if x_signed else 0, q_e, geom.ph, geom.pw, lay.hp, lay.wp, d, qcm, e_jc, e_n)
+        _digits_to_cm(xq, zero_code, shift, 2 ** (msb_bits - 1) if x_signed else 0, q_e, geom.ph, geom.pw,
+                      lay.hp, lay.wp, d, qcm, e_jc, e_n)
         if e_n.max() <= cap:
             break
         cap = int(e_n.max())
