@@ -27,13 +27,20 @@ from .conv import (
     cm_block,
     cm_layout,
     code_bound,
-    workspace,
     grad_cm,
     input_cm,
     int32_terms,
     wgrad_codes,
+    workspace,
 )
-from .quantize import code_of, max_abs_range, msb_digit, msb_split, quantize, quantizer_constants
+from .quantize import (
+    code_of,
+    max_abs_range,
+    msb_digit,
+    msb_split,
+    quantize,
+    quantizer_constants,
+)
 
 FP32 = 32  # grad_msb_bits value meaning "not quantized" (the official num_bits_grad >= 32 convention)
 
