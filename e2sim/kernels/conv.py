@@ -182,18 +182,41 @@ def _dot32(a, b):
 
 
 @njit(cache=True, inline="always")
-def _dot32x3(a0, a1, a2, b):
-    """Three int32 dot products against the same b (three neighbouring taps): one load of b serves three
-    multiply-adds. Same exactness argument as _dot32."""
+def _dot32x2x3(a0, a1, a2, b0, b1):
+    """Six int32 dot products: three neighbouring taps (a0, a1, a2) against two output channels' gradients
+    (b0, b1). A register tile: each loaded vector serves two or three multiply-adds, so the loop is bound by
+    the multiplies, not the loads. Same exactness argument as _dot32."""
     s0 = np.int32(0)
     s1 = np.int32(0)
     s2 = np.int32(0)
-    for j in range(b.size):
-        bj = np.int32(b[j])
-        s0 = np.int32(s0 + np.int32(a0[j]) * bj)
-        s1 = np.int32(s1 + np.int32(a1[j]) * bj)
-        s2 = np.int32(s2 + np.int32(a2[j]) * bj)
-    return s0, s1, s2
+    t0 = np.int32(0)
+    t1 = np.int32(0)
+    t2 = np.int32(0)
+    for j in range(b0.size):
+        x0 = np.int32(a0[j])
+        x1 = np.int32(a1[j])
+        x2 = np.int32(a2[j])
+        p = np.int32(b0[j])
+        q = np.int32(b1[j])
+        s0 = np.int32(s0 + x0 * p)
+        s1 = np.int32(s1 + x1 * p)
+        s2 = np.int32(s2 + x2 * p)
+        t0 = np.int32(t0 + x0 * q)
+        t1 = np.int32(t1 + x1 * q)
+        t2 = np.int32(t2 + x2 * q)
+    return s0, s1, s2, t0, t1, t2
+
+
+@njit(cache=True, inline="always")
+def _dot32x2(a, b0, b1):
+    """One tap against two output channels' gradients (taps left over from the groups of three)."""
+    s = np.int32(0)
+    t = np.int32(0)
+    for j in range(b0.size):
+        x = np.int32(a[j])
+        s = np.int32(s + x * np.int32(b0[j]))
+        t = np.int32(t + x * np.int32(b1[j]))
+    return s, t
 
 
 @njit(cache=True, inline="always")
@@ -209,7 +232,14 @@ class CmLayout(NamedTuple):
     back to back, ``sp = hp * wp`` elements per sample. The output gradient is stored on the same padded grid
     (zeros outside the OH x OW corner), so for tap (kh, kw) the whole sum over samples and positions is ONE
     contiguous dot product ``x[c, off + j] * g[co, j]`` with ``off = kh * wp + kw``: every wrapped-around
-    term meets a zero of g. The input rows carry ``tail`` extra zeros for the reads past the last plane."""
+    term meets a zero of g. The input rows carry ``tail`` extra zeros for the reads past the last plane.
+
+    Neighbouring planes share their padding when ``ph <= kh - 1`` and ``pw <= kw - 1`` (every usual conv):
+    ``wp = w + pw`` holds the left padding only and a read past a row's right edge (padded column
+    ``w + pw + r``, ``r < pw`` since ``ow - 1 + kw - 1 = w + 2 pw - 1``) lands on column ``r`` of the next
+    row, a left-padding zero, which is the value of the padded input there; likewise ``hp = h + ph`` rows
+    and the next sample's top padding. The gradient still fits (``oh <= hp``, ``ow <= wp``). At 8x8 pixels
+    this sums 81 instead of 100 positions per plane."""
 
     hp: int
     wp: int
@@ -219,7 +249,8 @@ class CmLayout(NamedTuple):
 
 
 def cm_layout(g) -> CmLayout:
-    hp, wp = g.h + 2 * g.ph, g.w + 2 * g.pw
+    shared = g.ph <= g.kh - 1 and g.pw <= g.kw - 1
+    hp, wp = (g.h + g.ph, g.w + g.pw) if shared else (g.h + 2 * g.ph, g.w + 2 * g.pw)
     return CmLayout(hp, wp, hp * wp, g.n * hp * wp, (g.kh - 1) * wp + g.kw)
 
 
@@ -280,15 +311,22 @@ def cm_block(terms: int) -> int:
 
 @njit(cache=True, parallel=True)
 def _wgrad_cm_kernel(xcm, gcm, wp, kh_n, kw_n, cig, cog, block, out):
-    """Exact stride-1 weight gradient on the channel-major layout; int32 partials of ``block`` terms. The
-    loop order keeps a block of one output channel's gradient and one input channel's row in L1."""
+    """Exact stride-1 weight gradient on the channel-major layout; int32 partials of ``block`` terms. Work
+    items are pairs of output channels of one group (an odd group's last channel is paired with itself and
+    written once); per block, the pair's gradient blocks and one input channel's row stay in L1 while the
+    2 x 3 register tile (_dot32x2x3) runs over the taps."""
     co_n, length = gcm.shape
-    for co in prange(co_n):
-        c0 = (co // cog) * cig
-        acc = np.zeros((cig, kh_n, kw_n), dtype=np.int64)
+    pairs = (cog + 1) // 2
+    for t in prange(co_n // cog * pairs):
+        grp = t // pairs
+        co = grp * cog + 2 * (t % pairs)
+        co1 = min(co + 1, grp * cog + cog - 1)
+        c0 = grp * cig
+        acc = np.zeros((2, cig, kh_n, kw_n), dtype=np.int64)
         for j0 in range(0, length, block):
             j1 = min(j0 + block, length)
-            grow = gcm[co, j0:j1]
+            g0 = gcm[co, j0:j1]
+            g1 = gcm[co1, j0:j1]
             m = j1 - j0
             for c in range(cig):
                 xrow = xcm[c0 + c]
@@ -296,16 +334,22 @@ def _wgrad_cm_kernel(xcm, gcm, wp, kh_n, kw_n, cig, cog, block, out):
                     kw = 0
                     while kw + 3 <= kw_n:
                         off = kh * wp + kw + j0
-                        s0, s1, s2 = _dot32x3(xrow[off:off + m], xrow[off + 1:off + 1 + m], xrow[off + 2:off + 2 + m],
-                                              grow)
-                        acc[c, kh, kw] += s0
-                        acc[c, kh, kw + 1] += s1
-                        acc[c, kh, kw + 2] += s2
+                        s0, s1, s2, u0, u1, u2 = _dot32x2x3(xrow[off:off + m], xrow[off + 1:off + 1 + m],
+                                                            xrow[off + 2:off + 2 + m], g0, g1)
+                        acc[0, c, kh, kw] += s0
+                        acc[0, c, kh, kw + 1] += s1
+                        acc[0, c, kh, kw + 2] += s2
+                        acc[1, c, kh, kw] += u0
+                        acc[1, c, kh, kw + 1] += u1
+                        acc[1, c, kh, kw + 2] += u2
                         kw += 3
                     for k in range(kw, kw_n):
                         off = kh * wp + k + j0
-                        acc[c, kh, k] += _dot32(xrow[off:off + m], grow)
-        out[co] = acc
+                        s0, u0 = _dot32x2(xrow[off:off + m], g0, g1)
+                        acc[0, c, kh, k] += s0
+                        acc[1, c, kh, k] += u0
+        out[co] = acc[0]
+        out[co1] = acc[1]
 
 
 @njit(cache=True, parallel=True)

@@ -27,13 +27,20 @@ from .conv import (
     cm_block,
     cm_layout,
     code_bound,
-    workspace,
     grad_cm,
     input_cm,
     int32_terms,
     wgrad_codes,
+    workspace,
 )
-from .quantize import code_of, max_abs_range, msb_split, quantize, quantizer_constants
+from .quantize import (
+    code_of,
+    max_abs_range,
+    msb_digit,
+    msb_split,
+    quantize,
+    quantizer_constants,
+)
 
 FP32 = 32  # grad_msb_bits value meaning "not quantized" (the official num_bits_grad >= 32 convention)
 
@@ -79,27 +86,35 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
         out[e] = acc
 
 
-@njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
-def _digits_to_cm(xq, zero_code, d_lut, e_lut, ph, pw, hp, wp, d_out, e_c, e_j):
+@njit(cache=True)  # serial: a few ms; on a shared machine one thread beats waiting on a busy sibling
+def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, hp, wp, d_out, q_out, e_j, e_n):
     """MSB part of the input codes as ``2**shift * d - e`` (d small; e = 1 where the official clamp turns the
-    top level 2**b into 2**b - 1), d written into the channel-major layout, the (rare) e positions listed.
-    Returns the number of e positions (only the first e_c.size are stored)."""
+    top level 2**b into 2**b - 1, i.e. for the uncentred codes q >= ``q_e``: rounding is monotone), d written
+    into the channel-major layout, the (rare) e positions listed per channel (``e_n[c]`` of them; only the
+    first ``e_j.shape[1]`` are stored in ``e_j[c]``).
+    The full codes go into ``q_out`` (same layout) in the same pass, for the fallback entries."""
     n_n, c_n, h_n, w_n = xq.shape
     sp = hp * wp
-    cnt = 0
-    for c in range(c_n):
+    cap = e_j.shape[1]
+    for c in prange(c_n):
+        cnt = 0
         for n in range(n_n):
             for i in range(h_n):
                 base = n * sp + (i + ph) * wp + pw
-                for j in range(w_n):
-                    q = np.int32(xq[n, c, i, j]) + zero_code
-                    d_out[c, base + j] = d_lut[q]
-                    if e_lut[q]:
-                        if cnt < e_c.size:
-                            e_c[cnt] = c
-                            e_j[cnt] = base + j
-                        cnt += 1
-    return cnt
+                hit = False
+                src, dd, qq = xq[n, c, i], d_out[c, base:base + w_n], q_out[c, base:base + w_n]
+                for j in range(w_n):  # branch-free on 1-D slices (no wrap-around checks): vectorisable
+                    v = src[j]
+                    qq[j] = v
+                    dd[j] = msb_digit(v, shift, zero_code) - d_off  # = d_lut[q]
+                    hit |= np.int32(v) + zero_code >= q_e
+                if hit:
+                    for j in range(w_n):
+                        if np.int32(xq[n, c, i, j]) + zero_code >= q_e:
+                            if cnt < cap:
+                                e_j[c, cnt] = base + j
+                            cnt += 1
+        e_n[c] = cnt
 
 
 def _digit_tables(bits, msb_bits, x_signed):
@@ -112,17 +127,21 @@ def _digit_tables(bits, msb_bits, x_signed):
     return d.astype(np.int8 if msb_bits <= 6 else np.int16), e.astype(np.uint8)
 
 
-@njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
-def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out):
-    """The output-gradient quantizer (same formula as quantize.quantize) written into the channel-major layout."""
+@njit(cache=True)  # serial: a few ms; on a shared machine one thread beats waiting on a busy sibling
+def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out, f_out):
+    """The output-gradient quantizer (same formula as quantize.quantize) written into the channel-major layout;
+    the fp32 gradient itself into ``f_out`` (same layout) in the same pass, for the fallback entries."""
     n_n, co_n, oh_n, ow_n = gy.shape
     sp = hp * wp
     for co in prange(co_n):
         for n in range(n_n):
             for i in range(oh_n):
                 base = n * sp + i * wp
-                for j in range(ow_n):
-                    out[co, base + j] = code_of(gy[n, co, i, j], lo, delta, qmax, zero_code)
+                src, ff, oo = gy[n, co, i], f_out[co, base:base + ow_n], out[co, base:base + ow_n]
+                for j in range(ow_n):  # 1-D slices: no wrap-around checks
+                    v = src[j]
+                    ff[j] = v
+                    oo[j] = code_of(v, lo, delta, qmax, zero_code)
 
 
 @njit(cache=True)  # serial: a handful of positions
@@ -142,8 +161,7 @@ def _sparse_cm_wgrad(e_c, e_j, gcm, wp, kh_n, kw_n, cig, cog, out):
                         out[co, c, kh, kw] += gcm[co, j]
 
 
-# serial: the fallback is a few percent of the work; on a shared machine one thread beats waiting on a sibling
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
 def _entries_cm(qcm, fcm, wp, cig, cog, entries, starts, out):
     """Listed weight-gradient entries (sorted by output channel; ``starts[co]`` = first entry of co) on the
     channel-major layout: blocks of one output channel's gradient stay in L1 while its entries take turns."""
@@ -165,25 +183,36 @@ def _entries_cm(qcm, fcm, wp, cig, cog, entries, starts, out):
 
 
 def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
-    """Exact integer MSB prediction for stride 1: (int64 sums, scale of the output-gradient codes)."""
+    """Exact integer MSB prediction for stride 1: (int64 sums, scale of the output-gradient codes, the full
+    input codes and the fp32 gradient in the channel-major layout)."""
     lay = cm_layout(geom)
     shift = bits - msb_bits
     zero_code = 2 ** (bits - 1) if x_signed else 0
     d_lut, e_lut = _digit_tables(bits, msb_bits, x_signed)
+    q_e = int(np.argmax(e_lut)) if e_lut.any() else 2**bits  # e = 1 exactly for q >= q_e (monotone rounding)
+    assert (e_lut == (np.arange(2**bits) >= q_e)).all()
     d = workspace("psg_digits", geom, (geom.ci, lay.length + lay.tail), d_lut.dtype)
-    cap = 4096
+    qcm = workspace("input_cm", geom, (geom.ci, lay.length + lay.tail), xq.dtype)
+    fcm = workspace("grad_cm", geom, (geom.co, lay.length), np.float32)
+    cap = 256
+    e_n = np.empty(geom.ci, np.int64)
     while True:
-        e_c, e_j = np.empty(cap, np.int64), np.empty(cap, np.int64)
-        n_e = _digits_to_cm(xq, zero_code, d_lut, e_lut, geom.ph, geom.pw, lay.hp, lay.wp, d, e_c, e_j)
-        if n_e <= cap:
+        e_jc = np.empty((geom.ci, cap), np.int64)
+        _digits_to_cm(xq, zero_code, shift, 2 ** (msb_bits - 1) if x_signed else 0, q_e, geom.ph, geom.pw,
+                      lay.hp, lay.wp, d, qcm, e_jc, e_n)
+        if e_n.max() <= cap:
             break
-        cap = n_e
+        cap = int(e_n.max())
+    listed = np.arange(cap) < e_n[:, None]
+    e_c, e_j = np.repeat(np.arange(geom.ci), e_n), e_jc[listed]
+    n_e = e_c.size
     lo, delta, qmax, gzero = quantizer_constants(max_abs_range(gy, "tensor")[0], grad_bits, True)
     g = workspace("psg_grad_codes", geom, (geom.co, lay.length), np.int16)
     if delta > 0:
-        _quantize_grad_to_cm(gy, lo, delta, qmax, gzero, lay.hp, lay.wp, g)
+        _quantize_grad_to_cm(gy, lo, delta, qmax, gzero, lay.hp, lay.wp, g, fcm)
     else:
         g[:] = 0  # an all-zero gradient has all-zero codes
+        fcm[:] = 0
     cig, cog = geom.ci // geom.groups, geom.co // geom.groups
     main = np.empty((geom.co, cig, geom.kh, geom.kw), dtype=np.int64)
     terms = int32_terms(2 ** (msb_bits - 1) if x_signed else 2**msb_bits, code_bound(grad_bits, True))
@@ -191,7 +220,21 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     corr = np.zeros_like(main)
     if n_e:
         _sparse_cm_wgrad(e_c[:n_e], e_j[:n_e], g, lay.wp, geom.kh, geom.kw, cig, cog, corr)
-    return (main << shift) - corr, np.float64(delta)
+    return (main << shift) - corr, np.float64(delta), qcm, fcm
+
+
+def _entries_from_cm(qcm, fcm, geom, entries):
+    """wgrad_entries for stride 1 from the channel-major layouts of the codes and the fp32 gradient."""
+    out = np.empty(entries.shape[0], dtype=np.float64)
+    if entries.shape[0] == 0:
+        return out
+    order = np.argsort(entries[:, 0], kind="stable")  # group by output channel (argwhere already is)
+    ent = np.ascontiguousarray(entries[order])
+    starts = np.searchsorted(ent[:, 0], np.arange(geom.co + 1))
+    res = np.empty_like(out)
+    _entries_cm(qcm, fcm, cm_layout(geom).wp, geom.ci // geom.groups, geom.co // geom.groups, ent, starts, res)
+    out[order] = res
+    return out
 
 
 def wgrad_entries(x_codes: np.ndarray, gy: np.ndarray, geom, entries: np.ndarray) -> np.ndarray:
@@ -203,13 +246,8 @@ def wgrad_entries(x_codes: np.ndarray, gy: np.ndarray, geom, entries: np.ndarray
     gy = np.ascontiguousarray(gy, dtype=np.float32)
     if geom.sh == 1 and geom.sw == 1:
         lay = cm_layout(geom)
-        order = np.argsort(entries[:, 0], kind="stable")  # group by output channel (argwhere already is)
-        ent = np.ascontiguousarray(entries[order])
-        starts = np.searchsorted(ent[:, 0], np.arange(geom.co + 1))
-        res = np.empty_like(out)
-        _entries_cm(input_cm(x_codes, geom, lay, x_codes.dtype), grad_cm(gy, geom, lay, np.float32), lay.wp, cig,
-                    cog, ent, starts, res)
-        out[order] = res
+        return _entries_from_cm(input_cm(x_codes, geom, lay, x_codes.dtype), grad_cm(gy, geom, lay, np.float32),
+                                geom, entries)
     else:
         _entries_strided(_pad(x_codes, geom), gy, geom.sh, geom.sw, cig, cog, entries, out)
     return out
@@ -245,7 +283,7 @@ def psg_from_codes(xq, x_scale, gy, geom, *, bits, msb_bits, x_signed, grad_msb_
         every = np.argwhere(np.ones(w_shape, dtype=bool))
         predicted = wgrad_entries(xm, gy, geom, every).reshape(w_shape) * np.float64(x_scale)
     elif geom.sh == 1 and geom.sw == 1:
-        ints, dg = _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_msb_bits)
+        ints, dg, qcm, fcm = _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_msb_bits)
         predicted = ints * (np.float64(x_scale) * dg)
     else:
         xm = msb_split(xq, bits, msb_bits, x_signed)
@@ -257,6 +295,10 @@ def psg_from_codes(xq, x_scale, gy, geom, *, bits, msb_bits, x_signed, grad_msb_
     fallback = mag <= tau
     entries = np.argwhere(fallback)
     full = np.full(predicted.shape, np.nan)
-    full[fallback] = wgrad_entries(xq, gy, geom, entries) * np.float64(x_scale)
+    if grad_msb_bits != FP32 and geom.sh == 1 and geom.sw == 1:  # the layouts the prediction wrote
+        sums = _entries_from_cm(qcm, fcm, geom, entries)
+    else:
+        sums = wgrad_entries(xq, gy, geom, entries)
+    full[fallback] = sums * np.float64(x_scale)
     sign = np.where(fallback, np.sign(np.nan_to_num(full)), np.sign(predicted)).astype(np.int8)
     return PsgResult(sign, predicted, fallback, full, tau)

@@ -45,6 +45,17 @@ def _rows_max_abs(x2: np.ndarray) -> np.ndarray:
     return np.maximum(x2.max(axis=1), -x2.min(axis=1)).astype(np.float32)
 
 
+@njit(cache=True)
+def _abs_bits_max(bits):
+    """max of the float32 bit patterns without the sign bit: for non-negative floats the bit pattern is
+    monotone in the value, so this is max|x|'s pattern; >= 0x7f800000 exactly when some entry is inf or NaN.
+    One vectorisable integer pass instead of isfinite + max + min."""
+    m = np.uint32(0)
+    for i in range(bits.size):
+        m = max(m, bits[i] & np.uint32(0x7FFFFFFF))
+    return m
+
+
 def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
     """The quantizer range ``M`` (float32): shape (1,) for ``tensor`` and ``sample_mean``, (x.shape[0],) for
     ``channel``. ``sample_mean`` averages the per-sample maxima with a float64 sum rounded once to float32
@@ -54,10 +65,13 @@ def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.size == 0:
         raise ValueError("cannot quantize an empty tensor")
+    if mode == "tensor":
+        m = np.array([_abs_bits_max(x.reshape(-1).view(np.uint32))], dtype=np.uint32)
+        if m[0] >= 0x7F800000:
+            raise ValueError("cannot quantize a tensor with NaN or infinite entries")
+        return m.view(np.float32)
     if not np.isfinite(x).all():
         raise ValueError("cannot quantize a tensor with NaN or infinite entries")
-    if mode == "tensor":
-        return _rows_max_abs(x.reshape(1, -1))
     rows = _rows_max_abs(x.reshape(x.shape[0], -1))
     if mode == "channel":
         return rows
