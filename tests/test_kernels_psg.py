@@ -100,7 +100,7 @@ def test_bad_input():
 
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 3), c=st.integers(1, 3), groups=st.integers(1, 2), h=st.integers(3, 8), stride=st.integers(1, 2),
-       padding=st.integers(0, 2), bits=st.integers(3, 12), drop=st.integers(0, 6), grad_bits=st.integers(2, 16),
+       padding=st.integers(0, 2), bits=st.integers(3, 16), drop=st.integers(0, 6), grad_bits=st.integers(2, 16),
        rel=st.floats(0.0, 1.0), seed=st.integers(0, 2**31))
 def test_property_official_rule(n, c, groups, h, stride, padding, bits, drop, grad_bits, rel, seed):
     ci = co = c * groups
@@ -147,3 +147,13 @@ def test_entries_in_any_order():
                                        torch.from_numpy(gy.astype(np.float64)), 1, 1).numpy().reshape(-1)
     perm = np.random.default_rng(0).permutation(len(every))
     np.testing.assert_allclose(wgrad_entries(xq, gy, geom, every[perm]), want[perm], rtol=1e-12)
+
+
+@pytest.mark.parametrize("msb_bits", [14, 15, 16])
+def test_wide_msb_digits_on_the_stride1_path(msb_bits):
+    """16-bit inputs with 15-16 MSB bits give digits beyond int16: they must still match the official rule."""
+    x, gy = layer_data(3, ci=3, co=4)
+    r = psg_weight_grad(x, gy, (4, 3, 3, 3), padding=1, bits=16, msb_bits=msb_bits, threshold=-0.1)
+    sign, g_msb, fb, _ = official_psg(x, gy, (4, 3, 3, 3), 1, 1, 1, 16, msb_bits, 16, -0.1)
+    np.testing.assert_array_equal(r.predicted, g_msb)
+    np.testing.assert_array_equal(r.sign, sign)

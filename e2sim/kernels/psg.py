@@ -117,6 +117,12 @@ def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, hp, wp, d_out, q_out
         e_n[c] = cnt
 
 
+def _digits_fit_int16(msb_bits, x_signed) -> bool:
+    """The stride-1 fast path stores MSB digits as int8/int16: up to 2**msb_bits (unsigned) or
+    2**(msb_bits-1) (signed) in magnitude. Wider digits (15-16-bit MSBs) take the generic path."""
+    return (2 ** (msb_bits - 1) if x_signed else 2**msb_bits) <= np.iinfo(np.int16).max
+
+
 def _digit_tables(bits, msb_bits, x_signed):
     """d and e per uncentred code q: MSB code (centred) == 2**shift * d[q] - e[q] (see quantize.msb_split)."""
     shift = bits - msb_bits
@@ -282,7 +288,7 @@ def psg_from_codes(xq, x_scale, gy, geom, *, bits, msb_bits, x_signed, grad_msb_
         xm = msb_split(xq, bits, msb_bits, x_signed)
         every = np.argwhere(np.ones(w_shape, dtype=bool))
         predicted = wgrad_entries(xm, gy, geom, every).reshape(w_shape) * np.float64(x_scale)
-    elif geom.sh == 1 and geom.sw == 1:
+    elif geom.sh == 1 and geom.sw == 1 and _digits_fit_int16(msb_bits, x_signed):
         ints, dg, qcm, fcm = _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_msb_bits)
         predicted = ints * (np.float64(x_scale) * dg)
     else:
@@ -295,7 +301,8 @@ def psg_from_codes(xq, x_scale, gy, geom, *, bits, msb_bits, x_signed, grad_msb_
     fallback = mag <= tau
     entries = np.argwhere(fallback)
     full = np.full(predicted.shape, np.nan)
-    if grad_msb_bits != FP32 and geom.sh == 1 and geom.sw == 1:  # the layouts the prediction wrote
+    if grad_msb_bits != FP32 and geom.sh == 1 and geom.sw == 1 and _digits_fit_int16(msb_bits, x_signed):
+        # the layouts the prediction wrote
         sums = _entries_from_cm(qcm, fcm, geom, entries)
     else:
         sums = wgrad_entries(xq, gy, geom, entries)
