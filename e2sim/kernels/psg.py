@@ -86,7 +86,7 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
         out[e] = acc
 
 
-@njit(cache=True)  # serial: a few ms; on a shared machine one thread beats waiting on a busy sibling
+@njit(cache=True, parallel=True)  # channels write disjoint rows of every output
 def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, hp, wp, d_out, q_out, e_j, e_n):
     """MSB part of the input codes as ``2**shift * d - e`` (d small; e = 1 where the official clamp turns the
     top level 2**b into 2**b - 1, i.e. for the uncentred codes q >= ``q_e``: rounding is monotone), d written
@@ -133,7 +133,7 @@ def _digit_tables(bits, msb_bits, x_signed):
     return d.astype(np.int8 if msb_bits <= 6 else np.int16), e.astype(np.uint8)
 
 
-@njit(cache=True)  # serial: a few ms; on a shared machine one thread beats waiting on a busy sibling
+@njit(cache=True, parallel=True)  # output channels write disjoint rows
 def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out, f_out):
     """The output-gradient quantizer (same formula as quantize.quantize) written into the channel-major layout;
     the fp32 gradient itself into ``f_out`` (same layout) in the same pass, for the fallback entries."""
@@ -150,7 +150,7 @@ def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out, f_out):
                     oo[j] = code_of(v, lo, delta, qmax, zero_code)
 
 
-@njit(cache=True)  # serial: a handful of positions
+@njit(cache=True, parallel=True)  # output channels write disjoint rows of out
 def _sparse_cm_wgrad(e_c, e_j, gcm, wp, kh_n, kw_n, cig, cog, out):
     """sum over the few e = 1 input positions of the output gradient, per weight entry (exact int64)."""
     co_n, length = gcm.shape
