@@ -2,25 +2,14 @@
 same network and batch, for the per-pass MACs of one training iteration. Peer: torch FlopCounterMode."""
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import e2sim
 from e2sim.train.models import build_model
+from timing import median_time
 
 torch.set_num_threads(2)
-
-
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():

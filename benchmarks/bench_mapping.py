@@ -34,15 +34,7 @@ from e2sim.cycles import topology_cycles  # noqa: E402
 from e2sim.estimate import estimate  # noqa: E402
 from e2sim.topology import from_workload  # noqa: E402
 from e2sim.workload import load_workload  # noqa: E402
-
-
-def median_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from timing import median_time  # noqa: E402
 
 
 def cpu_time(fn, repeat):

@@ -17,24 +17,14 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
+from timing import median_time  # noqa: E402
 
 SHAPES = [(16, 32), (32, 16), (64, 8)]
 BATCH = 128
-
-
-def median_time(fn, repeats):
-    fn()  # warm-up (compiled code, caches, allocator)
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
 
 
 def torch_official(q_input, msb_input, gy, w_shape, threshold):
@@ -142,16 +132,16 @@ def main() -> None:
         r = ours()
         s_torch = torch_official(q_t, m_t, g_t, w_shape, args.threshold).numpy().astype(np.int8)
         equal = np.mean(r.sign == s_torch)
-        t_ours = median_time(ours, args.repeats)
-        t_off = median_time(lambda: torch_official(q_t, m_t, g_t, w_shape, args.threshold), args.repeats)
+        t_ours = median_time(ours, args.repeats, warmup=True)
+        t_off = median_time(lambda: torch_official(q_t, m_t, g_t, w_shape, args.threshold), args.repeats, warmup=True)
         t_fp32 = median_time(lambda: torch.nn.grad.conv2d_weight(torch.from_numpy(x), w_shape, g_t, padding=1),
-                             args.repeats)
+                             args.repeats, warmup=True)
         if args.no_numpy:
             t_np, np_equal = float("nan"), "-"
         else:
             np_sign = numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold)
             np_equal = f"{np.mean(np_sign == r.sign):.6f}"
-            t_np = median_time(lambda: numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold), max(1, args.repeats // 3))
+            t_np = median_time(lambda: numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold), max(1, args.repeats // 3), warmup=True)
         print(f"| {c}ch {hw}x{hw} | {t_ours * 1e3:.1f} | {t_off * 1e3:.1f} | {t_np * 1e3:.0f} | {t_fp32 * 1e3:.1f} | "
               f"{t_off / t_ours:.2f}x | {t_np / t_ours:.0f}x | {t_fp32 / t_ours:.2f}x | {r.fallback.mean():.4f} | "
               f"torch {equal:.6f}, numpy {np_equal} |", flush=True)
