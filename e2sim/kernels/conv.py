@@ -14,6 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import overload
+
+from .simd import LANES, _is_int16_c, madd16_1x2, madd16_3x2
 
 INT32_MAX = 2**31 - 1
 
@@ -219,6 +222,51 @@ def _dot32x2(a, b0, b1):
     return s, t
 
 
+def _tile2x3(x, xi, g, g0, g1, m):
+    """_dot32x2x3 of the taps at flat x indices xi, xi+1, xi+2 against gradient rows starting at flat g
+    indices g0, g1, over m terms; through the vpmaddwd-friendly IR of simd.py when x and g are int16."""
+
+
+def _tile2x1(x, xi, g, g0, g1, m):
+    """_dot32x2 of the tap at flat x index xi (see _tile2x3)."""
+
+
+@overload(_tile2x3, jit_options={"cache": True})
+def _tile2x3_impl(x, xi, g, g0, g1, m):
+    if not (_is_int16_c(x) and _is_int16_c(g)):
+        return lambda x, xi, g, g0, g1, m: _dot32x2x3(x[xi:xi + m], x[xi + 1:xi + 1 + m], x[xi + 2:xi + 2 + m],
+                                                      g[g0:g0 + m], g[g1:g1 + m])
+
+    def impl(x, xi, g, g0, g1, m):
+        steps = m // LANES
+        s0, s1, s2, t0, t1, t2 = madd16_3x2(x, xi, g, g0, g1, steps)
+        k = steps * LANES
+        if k == m:
+            return s0, s1, s2, t0, t1, t2
+        # the last < 16 terms in the scalar loop
+        r0, r1, r2, u0, u1, u2 = _dot32x2x3(x[xi + k:xi + m], x[xi + 1 + k:xi + 1 + m], x[xi + 2 + k:xi + 2 + m],
+                                            g[g0 + k:g0 + m], g[g1 + k:g1 + m])
+        return (np.int32(s0 + r0), np.int32(s1 + r1), np.int32(s2 + r2),
+                np.int32(t0 + u0), np.int32(t1 + u1), np.int32(t2 + u2))
+    return impl
+
+
+@overload(_tile2x1, jit_options={"cache": True})
+def _tile2x1_impl(x, xi, g, g0, g1, m):
+    if not (_is_int16_c(x) and _is_int16_c(g)):
+        return lambda x, xi, g, g0, g1, m: _dot32x2(x[xi:xi + m], g[g0:g0 + m], g[g1:g1 + m])
+
+    def impl(x, xi, g, g0, g1, m):
+        steps = m // LANES
+        s, t = madd16_1x2(x, xi, g, g0, g1, steps)
+        k = steps * LANES
+        if k == m:
+            return s, t
+        r, u = _dot32x2(x[xi + k:xi + m], g[g0 + k:g0 + m], g[g1 + k:g1 + m])
+        return np.int32(s + r), np.int32(t + u)
+    return impl
+
+
 @njit(cache=True, inline="always")
 def _dot64(a, b):
     s = np.int64(0)
@@ -228,53 +276,64 @@ def _dot64(a, b):
 
 
 class CmLayout(NamedTuple):
-    """Channel-major flattened layout for stride-1 weight gradients: channel c's padded planes of all samples
-    back to back, ``sp = hp * wp`` elements per sample. The output gradient is stored on the same padded grid
-    (zeros outside the OH x OW corner), so for tap (kh, kw) the whole sum over samples and positions is ONE
-    contiguous dot product ``x[c, off + j] * g[co, j]`` with ``off = kh * wp + kw``: every wrapped-around
-    term meets a zero of g. The input rows carry ``tail`` extra zeros for the reads past the last plane.
+    """Channel-major flattened layout for stride-1 weight gradients, image-row major: for channel c, padded
+    image row r of every sample back to back (``wp`` elements per sample, ``row = n * wp`` per image row),
+    rows in order. The output gradient is stored on the same grid (``length = oh * row`` elements, zeros in
+    the columns ``ow..wp-1``), so for tap (kh, kw) the whole sum over samples and positions is ONE contiguous
+    dot product ``x[c, off + j] * g[co, j]`` with ``off = kh * row + kw``. The input rows carry ``tail`` extra
+    zeros for the reads past the last row; the top and bottom padding rows are stored as zero rows.
 
-    Neighbouring planes share their padding when ``ph <= kh - 1`` and ``pw <= kw - 1`` (every usual conv):
-    ``wp = w + pw`` holds the left padding only and a read past a row's right edge (padded column
-    ``w + pw + r``, ``r < pw`` since ``ow - 1 + kw - 1 = w + 2 pw - 1``) lands on column ``r`` of the next
-    row, a left-padding zero, which is the value of the padded input there; likewise ``hp = h + ph`` rows
-    and the next sample's top padding. The gradient still fits (``oh <= hp``, ``ow <= wp``). At 8x8 pixels
-    this sums 81 instead of 100 positions per plane."""
+    Neighbouring samples share their column padding when ``pw <= kw - 1`` (every usual conv): ``wp = w + pw``
+    holds the left padding only and a read past a row's right edge (padded column ``w + pw + r``, ``r < pw``
+    since ``ow - 1 + kw - 1 = w + 2 pw - 1``) lands on column ``r`` of the next sample's row, a left-padding
+    zero, which is the value of the padded input there. Every term with a non-zero gradient is a real
+    product: the only wasted work is the one padding column per sample row (8x8 pixels: 9 positions summed
+    per 8; a sample-major layout would also sum the padding rows, 81 per 64)."""
 
-    hp: int
     wp: int
-    sp: int
+    row: int
     length: int
     tail: int
 
 
 def cm_layout(g) -> CmLayout:
-    shared = g.ph <= g.kh - 1 and g.pw <= g.kw - 1
-    hp, wp = (g.h + g.ph, g.w + g.pw) if shared else (g.h + 2 * g.ph, g.w + 2 * g.pw)
-    return CmLayout(hp, wp, hp * wp, g.n * hp * wp, (g.kh - 1) * wp + g.kw)
+    wp = g.w + g.pw if g.pw <= g.kw - 1 else g.w + 2 * g.pw
+    row = g.n * wp
+    return CmLayout(wp, row, g.oh * row, (g.kh - 1) * row + g.kw)
+
+
+@njit(cache=True, inline="always")
+def cm_input_at(n, i, ph, pw, wp, row):
+    """Flat index of input pixel (i, 0) of sample n in the channel-major layout."""
+    return (i + ph) * row + n * wp + pw
+
+
+@njit(cache=True, inline="always")
+def cm_grad_at(n, i, wp, row):
+    """Flat index of output-gradient pixel (i, 0) of sample n in the channel-major layout."""
+    return i * row + n * wp
 
 
 @njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
-def _input_to_cm(x, ph, pw, hp, wp, out):
+def _input_to_cm(x, ph, pw, wp, row, out):
     n_n, c_n, h_n, w_n = x.shape
-    sp = hp * wp
-    for c in prange(c_n):
+    for c in range(c_n):
         for n in range(n_n):
             for i in range(h_n):
-                base = n * sp + (i + ph) * wp + pw
+                base = cm_input_at(n, i, ph, pw, wp, row)
                 for j in range(w_n):
                     out[c, base + j] = x[n, c, i, j]
 
 
 @njit(cache=True)  # serial: memory-bound, and one thread avoids waiting on a busy sibling
-def _grad_to_cm(gy, hp, wp, out):
+def _grad_to_cm(gy, wp, row, out):
     n_n, co_n, oh_n, ow_n = gy.shape
-    sp = hp * wp
-    for co in prange(co_n):
+    for co in range(co_n):
         for n in range(n_n):
             for i in range(oh_n):
+                base = cm_grad_at(n, i, wp, row)
                 for j in range(ow_n):
-                    out[co, n * sp + i * wp + j] = gy[n, co, i, j]
+                    out[co, base + j] = gy[n, co, i, j]
 
 
 _WORKSPACE: dict[tuple, np.ndarray] = {}
@@ -294,13 +353,13 @@ def workspace(name: str, geom, shape: tuple[int, ...], dtype) -> np.ndarray:
 
 def input_cm(x: np.ndarray, g, lay: CmLayout, dtype, name: str = "input_cm") -> np.ndarray:
     out = workspace(name, g, (g.ci, lay.length + lay.tail), dtype)
-    _input_to_cm(x, g.ph, g.pw, lay.hp, lay.wp, out)
+    _input_to_cm(x, g.ph, g.pw, lay.wp, lay.row, out)
     return out
 
 
 def grad_cm(gy: np.ndarray, g, lay: CmLayout, dtype, name: str = "grad_cm") -> np.ndarray:
     out = workspace(name, g, (g.co, lay.length), dtype)
-    _grad_to_cm(gy, lay.hp, lay.wp, out)
+    _grad_to_cm(gy, lay.wp, lay.row, out)
     return out
 
 
@@ -310,12 +369,14 @@ def cm_block(terms: int) -> int:
 
 
 @njit(cache=True, parallel=True)
-def _wgrad_cm_kernel(xcm, gcm, wp, kh_n, kw_n, cig, cog, block, out):
+def _wgrad_cm_kernel(xcm, gcm, row, kh_n, kw_n, cig, cog, block, out):
     """Exact stride-1 weight gradient on the channel-major layout; int32 partials of ``block`` terms. Work
     items are pairs of output channels of one group (an odd group's last channel is paired with itself and
     written once); per block, the pair's gradient blocks and one input channel's row stay in L1 while the
-    2 x 3 register tile (_dot32x2x3) runs over the taps."""
+    2 x 3 register tile (_tile2x3) runs over the taps."""
     co_n, length = gcm.shape
+    x_len = xcm.shape[1]
+    xf, gf = xcm.reshape(-1), gcm.reshape(-1)  # flat, for the tiles' index arguments
     pairs = (cog + 1) // 2
     for t in prange(co_n // cog * pairs):
         grp = t // pairs
@@ -324,18 +385,14 @@ def _wgrad_cm_kernel(xcm, gcm, wp, kh_n, kw_n, cig, cog, block, out):
         c0 = grp * cig
         acc = np.zeros((2, cig, kh_n, kw_n), dtype=np.int64)
         for j0 in range(0, length, block):
-            j1 = min(j0 + block, length)
-            g0 = gcm[co, j0:j1]
-            g1 = gcm[co1, j0:j1]
-            m = j1 - j0
+            m = min(block, length - j0)
+            g0, g1 = co * length + j0, co1 * length + j0
             for c in range(cig):
-                xrow = xcm[c0 + c]
                 for kh in range(kh_n):
+                    at = (c0 + c) * x_len + kh * row + j0
                     kw = 0
                     while kw + 3 <= kw_n:
-                        off = kh * wp + kw + j0
-                        s0, s1, s2, u0, u1, u2 = _dot32x2x3(xrow[off:off + m], xrow[off + 1:off + 1 + m],
-                                                            xrow[off + 2:off + 2 + m], g0, g1)
+                        s0, s1, s2, u0, u1, u2 = _tile2x3(xf, at + kw, gf, g0, g1, m)
                         acc[0, c, kh, kw] += s0
                         acc[0, c, kh, kw + 1] += s1
                         acc[0, c, kh, kw + 2] += s2
@@ -344,8 +401,7 @@ def _wgrad_cm_kernel(xcm, gcm, wp, kh_n, kw_n, cig, cog, block, out):
                         acc[1, c, kh, kw + 2] += u2
                         kw += 3
                     for k in range(kw, kw_n):
-                        off = kh * wp + k + j0
-                        s0, u0 = _dot32x2(xrow[off:off + m], g0, g1)
+                        s0, u0 = _tile2x1(xf, at + k, gf, g0, g1, m)
                         acc[0, c, kh, k] += s0
                         acc[1, c, kh, k] += u0
         out[co] = acc[0]
@@ -402,7 +458,7 @@ def wgrad_codes(x: np.ndarray, gy: np.ndarray, g: _Geom, terms: int) -> np.ndarr
     wdt = np.int16 if max(np.iinfo(x.dtype).max, np.iinfo(gy.dtype).max) <= np.iinfo(np.int16).max else np.int32
     if g.sh == 1 and g.sw == 1 and terms >= 1:
         lay = cm_layout(g)
-        _wgrad_cm_kernel(input_cm(x, g, lay, wdt), grad_cm(gy, g, lay, wdt), lay.wp, g.kh, g.kw, cig, cog,
+        _wgrad_cm_kernel(input_cm(x, g, lay, wdt), grad_cm(gy, g, lay, wdt), lay.row, g.kh, g.kw, cig, cog,
                          cm_block(terms), out)
     else:
         rows = terms // g.ow

@@ -25,9 +25,11 @@ from .conv import (
     _pad,
     _wgrad_cm_kernel,
     cm_block,
+    cm_grad_at,
+    cm_input_at,
     cm_layout,
-    code_bound,
     grad_cm,
+    code_bound,
     input_cm,
     int32_terms,
     wgrad_codes,
@@ -87,28 +89,27 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
 
 
 @njit(cache=True, parallel=True)  # channels write disjoint rows of every output
-def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, hp, wp, d_out, q_out, e_j, e_n):
+def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, wp, row, d_out, q_out, e_j, e_n):
     """MSB part of the input codes as ``2**shift * d - e`` (d small; e = 1 where the official clamp turns the
     top level 2**b into 2**b - 1, i.e. for the uncentred codes q >= ``q_e``: rounding is monotone), d written
     into the channel-major layout, the (rare) e positions listed per channel (``e_n[c]`` of them; only the
     first ``e_j.shape[1]`` are stored in ``e_j[c]``).
     The full codes go into ``q_out`` (same layout) in the same pass, for the fallback entries."""
     n_n, c_n, h_n, w_n = xq.shape
-    sp = hp * wp
     cap = e_j.shape[1]
     for c in prange(c_n):
         cnt = 0
-        for n in range(n_n):
-            for i in range(h_n):
-                base = n * sp + (i + ph) * wp + pw
-                hit = False
+        for i in range(h_n):  # sample innermost: the writes of a channel advance through the layout in order
+            for n in range(n_n):
+                base = cm_input_at(n, i, ph, pw, wp, row)
+                hits = 0
                 src, dd, qq = xq[n, c, i], d_out[c, base:base + w_n], q_out[c, base:base + w_n]
                 for j in range(w_n):  # branch-free on 1-D slices (no wrap-around checks): vectorisable
                     v = src[j]
                     qq[j] = v
                     dd[j] = msb_digit(v, shift, zero_code) - d_off  # = d_lut[q]
-                    hit |= np.int32(v) + zero_code >= q_e
-                if hit:
+                    hits += np.int32(v) + zero_code >= q_e  # a count (not a flag) vectorises
+                if hits:
                     for j in range(w_n):
                         if np.int32(xq[n, c, i, j]) + zero_code >= q_e:
                             if cnt < cap:
@@ -130,19 +131,19 @@ def _digit_tables(bits, msb_bits, x_signed):
     k = np.rint(q / 2.0**shift).astype(np.int64)  # exact halves: rint rounds them to even, like the official
     e = (k == 2**msb_bits) & (shift > 0)
     d = k - (2 ** (msb_bits - 1) if x_signed else 0)
-    return d.astype(np.int8 if msb_bits <= 6 else np.int16), e.astype(np.uint8)
+    return d.astype(np.int16), e.astype(np.uint8)  # int16 digits: the kernel's vpmaddwd tiles (simd.py)
 
 
 @njit(cache=True, parallel=True)  # output channels write disjoint rows
-def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out, f_out):
+def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, wp, row, out, f_out):
     """The output-gradient quantizer (same formula as quantize.quantize) written into the channel-major layout;
-    the fp32 gradient itself into ``f_out`` (same layout) in the same pass, for the fallback entries."""
+    the fp32 gradient itself into ``f_out`` (same layout) in the same pass, for the fallback entries. Reads
+    go plane by plane (prefetch-friendly); one channel's outputs stay in L2 while its rows are scattered."""
     n_n, co_n, oh_n, ow_n = gy.shape
-    sp = hp * wp
     for co in prange(co_n):
         for n in range(n_n):
             for i in range(oh_n):
-                base = n * sp + i * wp
+                base = cm_grad_at(n, i, wp, row)
                 src, ff, oo = gy[n, co, i], f_out[co, base:base + ow_n], out[co, base:base + ow_n]
                 for j in range(ow_n):  # 1-D slices: no wrap-around checks
                     v = src[j]
@@ -151,7 +152,7 @@ def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, hp, wp, out, f_out):
 
 
 @njit(cache=True, parallel=True)  # output channels write disjoint rows of out
-def _sparse_cm_wgrad(e_c, e_j, gcm, wp, kh_n, kw_n, cig, cog, out):
+def _sparse_cm_wgrad(e_c, e_j, gcm, row, kh_n, kw_n, cig, cog, out):
     """sum over the few e = 1 input positions of the output gradient, per weight entry (exact int64)."""
     co_n, length = gcm.shape
     for co in prange(co_n):
@@ -162,17 +163,18 @@ def _sparse_cm_wgrad(e_c, e_j, gcm, wp, kh_n, kw_n, cig, cog, out):
                 continue
             for kh in range(kh_n):
                 for kw in range(kw_n):
-                    j = e_j[t] - (kh * wp + kw)
+                    j = e_j[t] - (kh * row + kw)
                     if 0 <= j < length:
                         out[co, c, kh, kw] += gcm[co, j]
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _entries_cm(qcm, fcm, wp, cig, cog, entries, starts, out):
+def _entries_cm(qcm, fcm, row, cig, cog, entries, starts, out):
     """Listed weight-gradient entries (sorted by output channel; ``starts[co]`` = first entry of co) on the
-    channel-major layout: blocks of one output channel's gradient stay in L1 while its entries take turns."""
+    channel-major layout: per block, output channel co's gradient is converted to float64 into an L1-sized
+    buffer once, and its entries take turns on it."""
     co_n, length = fcm.shape
-    block = 4096
+    block = 2048
     for co in prange(co_n):
         e0, e1 = starts[co], starts[co + 1]
         if e0 == e1:
@@ -180,11 +182,14 @@ def _entries_cm(qcm, fcm, wp, cig, cog, entries, starts, out):
         for e in range(e0, e1):
             out[e] = 0.0
         c0 = (co // cog) * cig
+        buf = np.empty(block, np.float64)
         for j0 in range(0, length, block):
             j1 = min(j0 + block, length)
-            grow = fcm[co, j0:j1]
+            grow, src = buf[:j1 - j0], fcm[co, j0:j1]
+            for j in range(j1 - j0):
+                grow[j] = np.float64(src[j])
             for e in range(e0, e1):
-                off = entries[e, 2] * wp + entries[e, 3] + j0
+                off = entries[e, 2] * row + entries[e, 3] + j0
                 out[e] += _dot_f64(qcm[c0 + entries[e, 1], off:off + j1 - j0], grow)
 
 
@@ -205,7 +210,7 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     while True:
         e_jc = np.empty((geom.ci, cap), np.int64)
         _digits_to_cm(xq, zero_code, shift, 2 ** (msb_bits - 1) if x_signed else 0, q_e, geom.ph, geom.pw,
-                      lay.hp, lay.wp, d, qcm, e_jc, e_n)
+                      lay.wp, lay.row, d, qcm, e_jc, e_n)
         if e_n.max() <= cap:
             break
         cap = int(e_n.max())
@@ -215,17 +220,17 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     lo, delta, qmax, gzero = quantizer_constants(max_abs_range(gy, "tensor")[0], grad_bits, True)
     g = workspace("psg_grad_codes", geom, (geom.co, lay.length), np.int16)
     if delta > 0:
-        _quantize_grad_to_cm(gy, lo, delta, qmax, gzero, lay.hp, lay.wp, g, fcm)
+        _quantize_grad_to_cm(gy, lo, delta, qmax, gzero, lay.wp, lay.row, g, fcm)
     else:
         g[:] = 0  # an all-zero gradient has all-zero codes
         fcm[:] = 0
     cig, cog = geom.ci // geom.groups, geom.co // geom.groups
     main = np.empty((geom.co, cig, geom.kh, geom.kw), dtype=np.int64)
     terms = int32_terms(2 ** (msb_bits - 1) if x_signed else 2**msb_bits, code_bound(grad_bits, True))
-    _wgrad_cm_kernel(d, g, lay.wp, geom.kh, geom.kw, cig, cog, cm_block(terms), main)
+    _wgrad_cm_kernel(d, g, lay.row, geom.kh, geom.kw, cig, cog, cm_block(terms), main)
     corr = np.zeros_like(main)
     if n_e:
-        _sparse_cm_wgrad(e_c[:n_e], e_j[:n_e], g, lay.wp, geom.kh, geom.kw, cig, cog, corr)
+        _sparse_cm_wgrad(e_c[:n_e], e_j[:n_e], g, lay.row, geom.kh, geom.kw, cig, cog, corr)
     return (main << shift) - corr, np.float64(delta), qcm, fcm
 
 
@@ -238,7 +243,7 @@ def _entries_from_cm(qcm, fcm, geom, entries):
     ent = np.ascontiguousarray(entries[order])
     starts = np.searchsorted(ent[:, 0], np.arange(geom.co + 1))
     res = np.empty_like(out)
-    _entries_cm(qcm, fcm, cm_layout(geom).wp, geom.ci // geom.groups, geom.co // geom.groups, ent, starts, res)
+    _entries_cm(qcm, fcm, cm_layout(geom).row, geom.ci // geom.groups, geom.co // geom.groups, ent, starts, res)
     out[order] = res
     return out
 

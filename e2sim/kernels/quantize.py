@@ -133,13 +133,14 @@ def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bo
 
 @njit(cache=True, inline="always")
 def msb_digit(code, shift, zero_code):
-    """k = round_half_even(q / 2**shift) of the uncentred code q, exactly in integers (0 <= k <= 2**msb_bits)."""
-    half = np.int32(1) << (shift - 1) if shift > 0 else np.int32(0)
+    """k = round_half_even(q / 2**shift) of the uncentred code q, exactly in integers (0 <= k <= 2**msb_bits):
+    floor((q + half) / 2**shift), minus one at an exact half below an even k (q mod 2**(shift+1) == half).
+    Branch-free, so that loops over codes vectorise."""
     q = np.int32(code) + zero_code
-    k = q >> shift
-    r = q - (k << shift)
-    up = (r > half) | ((r == half) & (shift > 0) & ((k & 1) == 1))
-    return k + np.int32(up)
+    half = (np.int32(1) << shift) >> 1
+    tie = half if shift > 0 else -1  # no ties when nothing is dropped
+    mask = (np.int32(2) << shift) - 1
+    return ((q + half) >> shift) - np.int32((q & mask) == tie)
 
 
 @njit(cache=True, parallel=True)

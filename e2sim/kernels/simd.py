@@ -1,0 +1,100 @@
+"""int16 x int16 multiply-add register tiles written directly as LLVM vector IR (numba intrinsics).
+
+Why: numba's loop vectoriser turns the multi-accumulator int32 dot-product loops of conv.py into ``vpmulld``
+(8 products per instruction on AVX2) plus separate adds. The same sums written as "sign-extend 16 lanes to
+int32, multiply, add the even lanes to the odd lanes" are matched by LLVM's x86 back end to ``vpmaddwd``
+(16 products and 8 additions per instruction): about twice the throughput on the weight-gradient kernel
+(benchmarks/BENCHMARKS.md, "PSG kernels"). The IR is target-independent: other CPUs get plain vector code with
+the same results.
+
+Exactness: the IR computes in wrapping int32 lanes exactly like the scalar loops it replaces; each lane holds
+a partial sum of a subset of the products, so the callers' proof that every partial sum of up to ``terms``
+products fits in int32 covers the lanes, the pair additions and the final horizontal sum.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+LANES = 16  # int16 elements per step: one 256-bit load
+_I16, _I32 = ir.IntType(16), ir.IntType(32)
+_WIDE = ir.VectorType(_I32, LANES)
+_HALF = ir.VectorType(_I32, LANES // 2)
+_LOAD = ir.PointerType(ir.VectorType(_I16, LANES))
+_EVEN = ir.Constant(ir.VectorType(_I32, LANES // 2), list(range(0, LANES, 2)))
+_ODD = ir.Constant(ir.VectorType(_I32, LANES // 2), list(range(1, LANES, 2)))
+
+
+def _is_int16_c(t) -> bool:
+    return isinstance(t, types.Array) and t.ndim == 1 and t.dtype == types.int16 and t.layout == "C"
+
+
+def _tile_signature(n_g: int, args, n_x: int):
+    """The intrinsic's signature, or None (numba then reports a typing error) for anything but flat int16
+    arrays and integer indices."""
+    x, xi, g, *rest = args
+    if len(rest) != n_g + 1 or not (_is_int16_c(x) and _is_int16_c(g)) or \
+            not all(isinstance(t, types.Integer) for t in (xi, *rest)):
+        return None
+    return types.UniTuple(types.int32, n_x * n_g)(*args)
+
+
+def _tile_codegen(n_x: int, n_g: int):
+    """IR of ``f(x, xi, g, gi_0..gi_{n_g-1}, steps)``: the ``n_g * n_x`` int32 sums
+    ``sum_{j < 16*steps} x[xi + i + j] * g[gi_k + j]`` for taps i < n_x (neighbouring: offsets 0, 1, ...) and
+    gradient rows k < n_g, order k major, i minor. x and g are flat (1-D C-contiguous) int16 arrays; the
+    caller guarantees the reads stay inside them. Taking the arrays whole with indices (not slices) keeps
+    reference counting and slice set-up out of the callers' hot loops. Each step loads every tap and every
+    gradient row once, so each x vector serves n_g products and each g vector n_x."""
+
+    def codegen(context, builder, signature, llargs):
+        xt, it, gt = signature.args[:3]
+        xdata = context.make_array(xt)(context, builder, llargs[0]).data
+        gdata = context.make_array(gt)(context, builder, llargs[2]).data
+
+        def index(k):
+            return context.cast(builder, llargs[k], signature.args[k], types.intp)
+
+        xi = index(1)
+        ptrs = [builder.gep(xdata, [builder.add(xi, ir.Constant(xi.type, i))]) for i in range(n_x)]
+        ptrs += [builder.gep(gdata, [index(3 + k)]) for k in range(n_g)]
+        steps = index(3 + n_g)
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(_HALF, None)) for _ in range(n_x * n_g)]
+        with cgutils.for_range(builder, steps) as loop:
+            at = builder.mul(loop.index, ir.Constant(loop.index.type, LANES))
+            vecs = [builder.sext(builder.load(builder.bitcast(builder.gep(p, [at]), _LOAD), align=2), _WIDE)
+                    for p in ptrs]
+            xs, gs = vecs[:n_x], vecs[n_x:]
+            for k, g in enumerate(gs):
+                for i, x in enumerate(xs):
+                    prod = builder.mul(x, g)
+                    pairs = builder.add(builder.shuffle_vector(prod, prod, _EVEN),
+                                        builder.shuffle_vector(prod, prod, _ODD))
+                    acc = accs[k * n_x + i]
+                    builder.store(builder.add(builder.load(acc), pairs), acc)
+        sums = []
+        for acc in accs:
+            v = builder.load(acc)
+            s = builder.extract_element(v, ir.Constant(_I32, 0))
+            for lane in range(1, LANES // 2):
+                s = builder.add(s, builder.extract_element(v, ir.Constant(_I32, lane)))
+            sums.append(s)
+        return context.make_tuple(builder, signature.return_type, sums)
+
+    return codegen
+
+
+@intrinsic
+def madd16_3x2(typingctx, x, xi, g, g0, g1, steps):
+    """Three neighbouring taps x two gradient rows (see _tile_codegen)."""
+    sig = _tile_signature(2, (x, xi, g, g0, g1, steps), 3)
+    return (sig, _tile_codegen(3, 2)) if sig is not None else None
+
+
+@intrinsic
+def madd16_1x2(typingctx, x, xi, g, g0, g1, steps):
+    """One tap x two gradient rows (see _tile_codegen)."""
+    sig = _tile_signature(2, (x, xi, g, g0, g1, steps), 1)
+    return (sig, _tile_codegen(1, 2)) if sig is not None else None
