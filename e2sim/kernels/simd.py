@@ -50,7 +50,7 @@ def _tile_codegen(n_x: int, n_g: int):
     gradient row once, so each x vector serves n_g products and each g vector n_x."""
 
     def codegen(context, builder, signature, llargs):
-        xt, it, gt = signature.args[:3]
+        xt, _, gt = signature.args[:3]
         xdata = context.make_array(xt)(context, builder, llargs[0]).data
         gdata = context.make_array(gt)(context, builder, llargs[2]).data
 
