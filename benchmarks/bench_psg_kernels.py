@@ -8,6 +8,8 @@ CIFAR ResNet 3x3 layer shapes (16/32/64 channels at 32/16/8 pixels), batch 128, 
 forward pass's products on both sides (8-bit input codes and their 4-bit MSB part; torch gets the same values
 dequantized); timed is what the backward pass does from the fp32 output gradient on. The same run checks that
 all three PSG implementations give the same signs. Also reports the first-call (compile) vs cached time.
+The implementations are timed round-robin (timing.interleaved_medians; the NumPy peer every third round), so
+their ratios are measured under the same machine speed.
 
     python benchmarks/bench_psg_kernels.py [--repeats 7] [--threshold -0.02]
 """
@@ -21,7 +23,7 @@ import sys
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
-from timing import median_time  # noqa: E402
+from timing import interleaved_medians  # noqa: E402
 
 SHAPES = [(16, 32), (32, 16), (64, 8)]
 BATCH = 128
@@ -105,7 +107,7 @@ def main() -> None:
     import numba
 
     print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; batch {BATCH}; "
-          f"threshold {args.threshold}; median of {args.repeats}")
+          f"threshold {args.threshold}; medians of {args.repeats} interleaved rounds (NumPy: every 3rd round)")
     cold = first_call_times()
     print(f"import + first PSG call in a fresh process: {cold[0]:.2f} s with an empty numba cache (compiles), "
           f"{cold[1]:.2f} s in the next process (loads the cache)")
@@ -132,16 +134,17 @@ def main() -> None:
         r = ours()
         s_torch = torch_official(q_t, m_t, g_t, w_shape, args.threshold).numpy().astype(np.int8)
         equal = np.mean(r.sign == s_torch)
-        t_ours = median_time(ours, args.repeats, warmup=True)
-        t_off = median_time(lambda: torch_official(q_t, m_t, g_t, w_shape, args.threshold), args.repeats, warmup=True)
-        t_fp32 = median_time(lambda: torch.nn.grad.conv2d_weight(torch.from_numpy(x), w_shape, g_t, padding=1),
-                             args.repeats, warmup=True)
+        fns = {"ours": ours,
+               "official": lambda: torch_official(q_t, m_t, g_t, w_shape, args.threshold),
+               "fp32": lambda: torch.nn.grad.conv2d_weight(torch.from_numpy(x), w_shape, g_t, padding=1)}
         if args.no_numpy:
-            t_np, np_equal = float("nan"), "-"
+            np_equal = "-"
         else:
             np_sign = numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold)
             np_equal = f"{np.mean(np_sign == r.sign):.6f}"
-            t_np = median_time(lambda: numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold), max(1, args.repeats // 3), warmup=True)
+            fns["numpy"] = lambda: numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold)
+        t = interleaved_medians(fns, args.repeats, every={"numpy": 3})
+        t_ours, t_off, t_fp32, t_np = t["ours"], t["official"], t["fp32"], t.get("numpy", float("nan"))
         print(f"| {c}ch {hw}x{hw} | {t_ours * 1e3:.1f} | {t_off * 1e3:.1f} | {t_np * 1e3:.0f} | {t_fp32 * 1e3:.1f} | "
               f"{t_off / t_ours:.2f}x | {t_np / t_ours:.0f}x | {t_fp32 / t_ours:.2f}x | {r.fallback.mean():.4f} | "
               f"torch {equal:.6f}, numpy {np_equal} |", flush=True)

@@ -17,3 +17,22 @@ def median_time(fn, repeats: int, warmup: bool = False) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return float(statistics.median(times))
+
+
+def interleaved_medians(fns: dict, repeats: int, every: dict | None = None) -> dict:
+    """Median wall seconds per callable, timed round-robin (one call of each per round, after one untimed
+    warm-up call each) so that all of them see the same machine speed: on a shared machine the speed drifts
+    by up to 2x within a minute, which biases ratios of back-to-back medians. ``every[name] = k`` times that
+    callable only every k-th round (slow peers)."""
+    every = every or {}
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for r in range(repeats):
+        for name, fn in fns.items():
+            if r % every.get(name, 1):
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(statistics.median(t)) for name, t in times.items()}
