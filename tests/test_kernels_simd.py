@@ -10,28 +10,28 @@ from hypothesis import strategies as st
 from llvmlite import binding as llvm
 from numba import njit
 
-from e2sim.kernels.conv import _tile2x1, _tile2x3
-from e2sim.kernels.simd import LANES, madd16_1x2, madd16_3x2
+from e2sim.kernels.conv import _tile3x1, _tile3x3
+from e2sim.kernels.simd import LANES, madd16_1x3, madd16_3x3
 
 
 @njit
-def _call_3x2(x, xi, g, g0, g1, steps):
-    return madd16_3x2(x, xi, g, g0, g1, steps)
+def _call_3x3(x, xi, g, g0, g1, g2, steps):
+    return madd16_3x3(x, xi, g, g0, g1, g2, steps)
 
 
 @njit
-def _call_1x2(x, xi, g, g0, g1, steps):
-    return madd16_1x2(x, xi, g, g0, g1, steps)
+def _call_1x3(x, xi, g, g0, g1, g2, steps):
+    return madd16_1x3(x, xi, g, g0, g1, g2, steps)
 
 
 @njit
-def _tiles(x, xi, g, g0, g1, m):
-    return _tile2x3(x, xi, g, g0, g1, m), _tile2x1(x, xi, g, g0, g1, m)
+def _tiles(x, xi, g, g0, g1, g2, m):
+    return _tile3x3(x, xi, g, g0, g1, g2, m), _tile3x1(x, xi, g, g0, g1, g2, m)
 
 
-def _want(x, xi, g, g0, g1, m, taps):
+def _want(x, xi, g, rows, m, taps):
     x64, g64 = x.astype(np.int64), g.astype(np.int64)
-    return tuple(int(x64[xi + i:xi + i + m] @ g64[gk:gk + m]) for gk in (g0, g1) for i in range(taps))
+    return tuple(int(x64[xi + i:xi + i + m] @ g64[gk:gk + m]) for gk in rows for i in range(taps))
 
 
 def _operands(rng, n_x, n_g, x_bound, dtype=np.int16):
@@ -47,37 +47,37 @@ def test_intrinsics_equal_int64_sums_at_the_extremes():
     x[:300] = 16
     g[:] = -32768
     steps = 255
-    for xi, g0, g1 in ((0, 0, 4096), (3, 17, 5001), (1001, 4600, 33)):
-        got = _call_3x2(x, xi, g, g0, g1, steps)
-        assert got == _want(x, xi, g, g0, g1, LANES * steps, 3)
-        got1 = _call_1x2(x, xi, g, g0, g1, steps)
-        assert got1 == _want(x, xi, g, g0, g1, LANES * steps, 1)
-    assert _call_3x2(x, 5, g, 7, 9, 0) == (0,) * 6  # no steps: nothing read
+    for xi, rows in ((0, (0, 4096, 4096)), (3, (17, 5001, 2)), (1001, (4600, 33, 5000))):
+        got = _call_3x3(x, xi, g, *rows, steps)
+        assert got == _want(x, xi, g, rows, LANES * steps, 3)
+        got1 = _call_1x3(x, xi, g, *rows, steps)
+        assert got1 == _want(x, xi, g, rows, LANES * steps, 1)
+    assert _call_3x3(x, 5, g, 7, 9, 11, 0) == (0,) * 9  # no steps: nothing read
 
 
 @settings(max_examples=60, deadline=None)
-@given(m=st.integers(0, 257), xi=st.integers(0, 40), g0=st.integers(0, 40), g1=st.integers(0, 40),
+@given(m=st.integers(0, 257), xi=st.integers(0, 40), rows=st.tuples(*[st.integers(0, 40)] * 3),
        seed=st.integers(0, 2**31))
-def test_tiles_with_remainders_equal_int64_sums(m, xi, g0, g1, seed):
+def test_tiles_with_remainders_equal_int64_sums(m, xi, rows, seed):
     rng = np.random.default_rng(seed)
     x, g = _operands(rng, 400, 400, 255)  # 8-bit codes against 16-bit gradient codes: <= 257 terms fit int32
-    tile3, tile1 = _tiles(x, xi, g, g0, g1, m)
-    assert tuple(int(v) for v in tile3) == _want(x, xi, g, g0, g1, m, 3)
-    assert tuple(int(v) for v in tile1) == _want(x, xi, g, g0, g1, m, 1)
+    tile3, tile1 = _tiles(x, xi, g, *rows, m)
+    assert tuple(int(v) for v in tile3) == _want(x, xi, g, rows, m, 3)
+    assert tuple(int(v) for v in tile1) == _want(x, xi, g, rows, m, 1)
     # int32 operands take the scalar loops: same sums
-    t3, t1 = _tiles(x.astype(np.int32), xi, g.astype(np.int32), g0, g1, m)
+    t3, t1 = _tiles(x.astype(np.int32), xi, g.astype(np.int32), *rows, m)
     assert (tuple(t3), tuple(t1)) == (tuple(tile3), tuple(tile1))
 
 
 def test_intrinsic_rejects_other_dtypes():
     x = np.zeros(64, np.int32)
-    with pytest.raises(Exception, match="(?i)madd16_3x2|typing|resolution"):
-        _call_3x2(x, 0, x, 0, 0, 1)
+    with pytest.raises(Exception, match="(?i)madd16_3x3|typing|resolution"):
+        _call_3x3(x, 0, x, 0, 0, 0, 1)
 
 
 @pytest.mark.skipif("avx2" not in llvm.get_host_cpu_features().flatten(), reason="needs an AVX2 host")
 def test_tile_compiles_to_vpmaddwd_on_avx2():
     x = np.zeros(64, np.int16)
-    _call_3x2(x, 0, x, 0, 16, 2)
-    asm = _call_3x2.inspect_asm(_call_3x2.signatures[0])
+    _call_3x3(x, 0, x, 0, 16, 32, 2)
+    asm = _call_3x3.inspect_asm(_call_3x3.signatures[0])
     assert "vpmaddwd" in asm and "vpmulld" not in asm

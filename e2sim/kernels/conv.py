@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
-from .simd import LANES, _is_int16_c, madd16_1x2, madd16_3x2
+from .simd import LANES, _is_int16_c, madd16_1x3, madd16_3x3
 
 INT32_MAX = 2**31 - 1
 
@@ -185,85 +185,94 @@ def _dot32(a, b):
 
 
 @njit(cache=True, inline="always")
-def _dot32x2x3(a0, a1, a2, b0, b1):
-    """Six int32 dot products: three neighbouring taps (a0, a1, a2) against two output channels' gradients
-    (b0, b1). A register tile: each loaded vector serves two or three multiply-adds, so the loop is bound by
-    the multiplies, not the loads. Same exactness argument as _dot32."""
-    s0 = np.int32(0)
-    s1 = np.int32(0)
-    s2 = np.int32(0)
-    t0 = np.int32(0)
-    t1 = np.int32(0)
-    t2 = np.int32(0)
+def _dot32x3x3(a0, a1, a2, b0, b1, b2):
+    """Nine int32 dot products: three neighbouring taps (a0, a1, a2) against three output channels' gradients
+    (b0, b1, b2), order b major. A register tile: each loaded vector serves three multiply-adds, so the loop
+    is bound by the multiplies, not the loads. Same exactness argument as _dot32."""
+    s0 = s1 = s2 = t0 = t1 = t2 = u0 = u1 = u2 = np.int32(0)
     for j in range(b0.size):
         x0 = np.int32(a0[j])
         x1 = np.int32(a1[j])
         x2 = np.int32(a2[j])
         p = np.int32(b0[j])
         q = np.int32(b1[j])
+        r = np.int32(b2[j])
         s0 = np.int32(s0 + x0 * p)
         s1 = np.int32(s1 + x1 * p)
         s2 = np.int32(s2 + x2 * p)
         t0 = np.int32(t0 + x0 * q)
         t1 = np.int32(t1 + x1 * q)
         t2 = np.int32(t2 + x2 * q)
-    return s0, s1, s2, t0, t1, t2
+        u0 = np.int32(u0 + x0 * r)
+        u1 = np.int32(u1 + x1 * r)
+        u2 = np.int32(u2 + x2 * r)
+    return s0, s1, s2, t0, t1, t2, u0, u1, u2
 
 
 @njit(cache=True, inline="always")
-def _dot32x2(a, b0, b1):
-    """One tap against two output channels' gradients (taps left over from the groups of three)."""
-    s = np.int32(0)
-    t = np.int32(0)
+def _dot32x3(a, b0, b1, b2):
+    """One tap against three output channels' gradients (taps left over from the groups of three)."""
+    s = t = u = np.int32(0)
     for j in range(b0.size):
         x = np.int32(a[j])
         s = np.int32(s + x * np.int32(b0[j]))
         t = np.int32(t + x * np.int32(b1[j]))
-    return s, t
+        u = np.int32(u + x * np.int32(b2[j]))
+    return s, t, u
 
 
-def _tile2x3(x, xi, g, g0, g1, m):
-    """_dot32x2x3 of the taps at flat x indices xi, xi+1, xi+2 against gradient rows starting at flat g
-    indices g0, g1, over m terms; through the vpmaddwd-friendly IR of simd.py when x and g are int16."""
+def _tile3x3(x, xi, g, g0, g1, g2, m):
+    """_dot32x3x3 of the taps at flat x indices xi, xi+1, xi+2 against the gradient rows starting at flat g
+    indices g0, g1, g2, over m terms; through the vpmaddwd-friendly IR of simd.py when x and g are int16
+    (the last < 16 terms in the scalar loop)."""
 
 
-def _tile2x1(x, xi, g, g0, g1, m):
-    """_dot32x2 of the tap at flat x index xi (see _tile2x3)."""
+def _tile3x1(x, xi, g, g0, g1, g2, m):
+    """_dot32x3 of the tap at flat x index xi (see _tile3x3)."""
 
 
-@overload(_tile2x3, jit_options={"cache": True})
-def _tile2x3_impl(x, xi, g, g0, g1, m):
+@njit(cache=True, inline="always")
+def _scalar3x3(x, xi, g, g0, g1, g2, m):
+    return _dot32x3x3(x[xi:xi + m], x[xi + 1:xi + 1 + m], x[xi + 2:xi + 2 + m], g[g0:g0 + m], g[g1:g1 + m],
+                      g[g2:g2 + m])
+
+
+@njit(cache=True, inline="always")
+def _scalar3x1(x, xi, g, g0, g1, g2, m):
+    return _dot32x3(x[xi:xi + m], g[g0:g0 + m], g[g1:g1 + m], g[g2:g2 + m])
+
+
+@overload(_tile3x3, jit_options={"cache": True})
+def _tile3x3_impl(x, xi, g, g0, g1, g2, m):
     if not (_is_int16_c(x) and _is_int16_c(g)):
-        return lambda x, xi, g, g0, g1, m: _dot32x2x3(x[xi:xi + m], x[xi + 1:xi + 1 + m], x[xi + 2:xi + 2 + m],
-                                                      g[g0:g0 + m], g[g1:g1 + m])
+        return lambda x, xi, g, g0, g1, g2, m: _scalar3x3(x, xi, g, g0, g1, g2, m)
 
-    def impl(x, xi, g, g0, g1, m):
+    def impl(x, xi, g, g0, g1, g2, m):
         steps = m // LANES
-        s0, s1, s2, t0, t1, t2 = madd16_3x2(x, xi, g, g0, g1, steps)
+        v = madd16_3x3(x, xi, g, g0, g1, g2, steps)
         k = steps * LANES
         if k == m:
-            return s0, s1, s2, t0, t1, t2
-        # the last < 16 terms in the scalar loop
-        r0, r1, r2, u0, u1, u2 = _dot32x2x3(x[xi + k:xi + m], x[xi + 1 + k:xi + 1 + m], x[xi + 2 + k:xi + 2 + m],
-                                            g[g0 + k:g0 + m], g[g1 + k:g1 + m])
-        return (np.int32(s0 + r0), np.int32(s1 + r1), np.int32(s2 + r2),
-                np.int32(t0 + u0), np.int32(t1 + u1), np.int32(t2 + u2))
+            return v
+        r = _scalar3x3(x, xi + k, g, g0 + k, g1 + k, g2 + k, m - k)
+        return (np.int32(v[0] + r[0]), np.int32(v[1] + r[1]), np.int32(v[2] + r[2]),
+                np.int32(v[3] + r[3]), np.int32(v[4] + r[4]), np.int32(v[5] + r[5]),
+                np.int32(v[6] + r[6]), np.int32(v[7] + r[7]), np.int32(v[8] + r[8]))
     return impl
 
 
-@overload(_tile2x1, jit_options={"cache": True})
-def _tile2x1_impl(x, xi, g, g0, g1, m):
+@overload(_tile3x1, jit_options={"cache": True})
+def _tile3x1_impl(x, xi, g, g0, g1, g2, m):
     if not (_is_int16_c(x) and _is_int16_c(g)):
-        return lambda x, xi, g, g0, g1, m: _dot32x2(x[xi:xi + m], g[g0:g0 + m], g[g1:g1 + m])
+        return lambda x, xi, g, g0, g1, g2, m: _scalar3x1(x, xi, g, g0, g1, g2, m)
 
-    def impl(x, xi, g, g0, g1, m):
+    def impl(x, xi, g, g0, g1, g2, m):
         steps = m // LANES
-        s, t = madd16_1x2(x, xi, g, g0, g1, steps)
+        v = madd16_1x3(x, xi, g, g0, g1, g2, steps)
         k = steps * LANES
         if k == m:
-            return s, t
-        r, u = _dot32x2(x[xi + k:xi + m], g[g0 + k:g0 + m], g[g1 + k:g1 + m])
-        return np.int32(s + r), np.int32(t + u)
+            return v
+        r = _scalar3x1(x, xi + k, g, g0 + k, g1 + k, g2 + k, m - k)
+        return np.int32(v[0] + r[0]), np.int32(v[1] + r[1]), np.int32(v[2] + r[2])
     return impl
 
 
@@ -371,41 +380,41 @@ def cm_block(terms: int) -> int:
 @njit(cache=True, parallel=True)
 def _wgrad_cm_kernel(xcm, gcm, row, kh_n, kw_n, cig, cog, block, out):
     """Exact stride-1 weight gradient on the channel-major layout; int32 partials of ``block`` terms. Work
-    items are pairs of output channels of one group (an odd group's last channel is paired with itself and
-    written once); per block, the pair's gradient blocks and one input channel's row stay in L1 while the
-    2 x 3 register tile (_tile2x3) runs over the taps."""
+    items are triples of output channels of one group (a group's last one or two channels are repeated to
+    fill the triple and written once); per block, the triple's gradient blocks and one input channel's row
+    stay in L1 while the 3 x 3 register tile (_tile3x3: three taps x three channels) runs over the taps."""
     co_n, length = gcm.shape
     x_len = xcm.shape[1]
     xf, gf = xcm.reshape(-1), gcm.reshape(-1)  # flat, for the tiles' index arguments
-    pairs = (cog + 1) // 2
-    for t in prange(co_n // cog * pairs):
-        grp = t // pairs
-        co = grp * cog + 2 * (t % pairs)
-        co1 = min(co + 1, grp * cog + cog - 1)
+    items = (cog + 2) // 3
+    for t in prange(co_n // cog * items):
+        grp = t // items
+        co = grp * cog + 3 * (t % items)
+        last = grp * cog + cog - 1
+        co1, co2 = min(co + 1, last), min(co + 2, last)
         c0 = grp * cig
-        acc = np.zeros((2, cig, kh_n, kw_n), dtype=np.int64)
+        acc = np.zeros((3, cig, kh_n, kw_n), dtype=np.int64)
         for j0 in range(0, length, block):
             m = min(block, length - j0)
-            g0, g1 = co * length + j0, co1 * length + j0
+            g0, g1, g2 = co * length + j0, co1 * length + j0, co2 * length + j0
             for c in range(cig):
                 for kh in range(kh_n):
                     at = (c0 + c) * x_len + kh * row + j0
                     kw = 0
                     while kw + 3 <= kw_n:
-                        s0, s1, s2, u0, u1, u2 = _tile2x3(xf, at + kw, gf, g0, g1, m)
-                        acc[0, c, kh, kw] += s0
-                        acc[0, c, kh, kw + 1] += s1
-                        acc[0, c, kh, kw + 2] += s2
-                        acc[1, c, kh, kw] += u0
-                        acc[1, c, kh, kw + 1] += u1
-                        acc[1, c, kh, kw + 2] += u2
+                        v = _tile3x3(xf, at + kw, gf, g0, g1, g2, m)
+                        for r in range(3):
+                            acc[r, c, kh, kw] += v[3 * r]
+                            acc[r, c, kh, kw + 1] += v[3 * r + 1]
+                            acc[r, c, kh, kw + 2] += v[3 * r + 2]
                         kw += 3
                     for k in range(kw, kw_n):
-                        s0, u0 = _tile2x1(xf, at + k, gf, g0, g1, m)
-                        acc[0, c, kh, k] += s0
-                        acc[1, c, kh, k] += u0
+                        v1 = _tile3x1(xf, at + k, gf, g0, g1, g2, m)
+                        for r in range(3):
+                            acc[r, c, kh, k] += v1[r]
         out[co] = acc[0]
         out[co1] = acc[1]
+        out[co2] = acc[2]
 
 
 @njit(cache=True, parallel=True)

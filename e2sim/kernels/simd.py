@@ -87,14 +87,14 @@ def _tile_codegen(n_x: int, n_g: int):
 
 
 @intrinsic
-def madd16_3x2(typingctx, x, xi, g, g0, g1, steps):
-    """Three neighbouring taps x two gradient rows (see _tile_codegen)."""
-    sig = _tile_signature(2, (x, xi, g, g0, g1, steps), 3)
-    return (sig, _tile_codegen(3, 2)) if sig is not None else None
+def madd16_3x3(typingctx, x, xi, g, g0, g1, g2, steps):
+    """Three neighbouring taps x three gradient rows (see _tile_codegen)."""
+    sig = _tile_signature(3, (x, xi, g, g0, g1, g2, steps), 3)
+    return (sig, _tile_codegen(3, 3)) if sig is not None else None
 
 
 @intrinsic
-def madd16_1x2(typingctx, x, xi, g, g0, g1, steps):
-    """One tap x two gradient rows (see _tile_codegen)."""
-    sig = _tile_signature(2, (x, xi, g, g0, g1, steps), 1)
-    return (sig, _tile_codegen(1, 2)) if sig is not None else None
+def madd16_1x3(typingctx, x, xi, g, g0, g1, g2, steps):
+    """One tap x three gradient rows (see _tile_codegen)."""
+    sig = _tile_signature(3, (x, xi, g, g0, g1, g2, steps), 1)
+    return (sig, _tile_codegen(1, 3)) if sig is not None else None
