@@ -151,21 +151,28 @@ def _quantize_grad_to_cm(gy, lo, delta, qmax, zero_code, wp, row, out, f_out):
                     oo[j] = code_of(v, lo, delta, qmax, zero_code)
 
 
-@njit(cache=True, parallel=True)  # output channels write disjoint rows of out
-def _sparse_cm_wgrad(e_c, e_j, gcm, row, kh_n, kw_n, cig, cog, out):
-    """sum over the few e = 1 input positions of the output gradient, per weight entry (exact int64)."""
-    co_n, length = gcm.shape
-    for co in prange(co_n):
-        c0 = (co // cog) * cig
-        for t in range(e_c.size):
-            c = e_c[t] - c0
-            if c < 0 or c >= cig:
-                continue
+@njit(cache=True)  # serial: a few hundred corrections, less than a thread hand-off
+def _msb_prediction(main, shift, e_c, e_j, gcm, row, cig, cog, scale):
+    """The predicted gradient ``(2**shift * main - corr) * scale`` (float64), ``corr`` the sum of the output
+    gradient over the few e = 1 input positions (channel ``e_c[t]``, layout index ``e_j[t]``) per weight
+    entry: exact in int64 up to the final scaling."""
+    length = gcm.shape[1]
+    _, _, kh_n, kw_n = main.shape
+    ints = main << shift
+    for t in range(e_c.size):
+        grp = e_c[t] // cig
+        c = e_c[t] - grp * cig
+        for co in range(grp * cog, (grp + 1) * cog):
             for kh in range(kh_n):
                 for kw in range(kw_n):
                     j = e_j[t] - (kh * row + kw)
                     if 0 <= j < length:
-                        out[co, c, kh, kw] += gcm[co, j]
+                        ints[co, c, kh, kw] -= gcm[co, j]
+    out = np.empty(main.shape, np.float64)
+    o, f = out.reshape(-1), ints.reshape(-1)
+    for i in range(f.size):
+        o[i] = np.float64(f[i]) * scale
+    return out
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
@@ -193,9 +200,9 @@ def _entries_cm(qcm, fcm, row, cig, cog, entries, starts, out):
                 out[e] += _dot_f64(qcm[c0 + entries[e, 1], off:off + j1 - j0], grow)
 
 
-def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
-    """Exact integer MSB prediction for stride 1: (int64 sums, scale of the output-gradient codes, the full
-    input codes and the fp32 gradient in the channel-major layout)."""
+def _predict_stride1(xq, x_scale, gy, geom, bits, msb_bits, x_signed, grad_bits):
+    """MSB prediction for stride 1, exact in integers up to the final scaling: (the predicted gradient, the
+    full input codes and the fp32 gradient in the channel-major layout, for the fallback entries)."""
     lay = cm_layout(geom)
     shift = bits - msb_bits
     zero_code = 2 ** (bits - 1) if x_signed else 0
@@ -216,7 +223,6 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
         cap = int(e_n.max())
     listed = np.arange(cap) < e_n[:, None]
     e_c, e_j = np.repeat(np.arange(geom.ci), e_n), e_jc[listed]
-    n_e = e_c.size
     lo, delta, qmax, gzero = quantizer_constants(max_abs_range(gy, "tensor")[0], grad_bits, True)
     g = workspace("psg_grad_codes", geom, (geom.co, lay.length), np.int16)
     if delta > 0:
@@ -228,10 +234,8 @@ def _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_bits):
     main = np.empty((geom.co, cig, geom.kh, geom.kw), dtype=np.int64)
     terms = int32_terms(2 ** (msb_bits - 1) if x_signed else 2**msb_bits, code_bound(grad_bits, True))
     _wgrad_cm_kernel(d, g, lay.row, geom.kh, geom.kw, cig, cog, cm_block(terms), main)
-    corr = np.zeros_like(main)
-    if n_e:
-        _sparse_cm_wgrad(e_c[:n_e], e_j[:n_e], g, lay.row, geom.kh, geom.kw, cig, cog, corr)
-    return (main << shift) - corr, np.float64(delta), qcm, fcm
+    predicted = _msb_prediction(main, shift, e_c, e_j, g, lay.row, cig, cog, np.float64(x_scale) * np.float64(delta))
+    return predicted, qcm, fcm
 
 
 def _entries_from_cm(qcm, fcm, geom, entries):
@@ -294,8 +298,7 @@ def psg_from_codes(xq, x_scale, gy, geom, *, bits, msb_bits, x_signed, grad_msb_
         every = np.argwhere(np.ones(w_shape, dtype=bool))
         predicted = wgrad_entries(xm, gy, geom, every).reshape(w_shape) * np.float64(x_scale)
     elif geom.sh == 1 and geom.sw == 1 and _digits_fit_int16(msb_bits, x_signed):
-        ints, dg, qcm, fcm = _predict_stride1(xq, gy, geom, bits, msb_bits, x_signed, grad_msb_bits)
-        predicted = ints * (np.float64(x_scale) * dg)
+        predicted, qcm, fcm = _predict_stride1(xq, x_scale, gy, geom, bits, msb_bits, x_signed, grad_msb_bits)
     else:
         xm = msb_split(xq, bits, msb_bits, x_signed)
         gq, dg = quantize_output_grad(gy, grad_msb_bits)
