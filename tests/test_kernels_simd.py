@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from llvmlite import binding as llvm
 from numba import njit
 
-from e2sim.kernels.conv import _tile3x1, _tile3x3
+from e2sim.kernels.conv import _tile3x1, _tile3x3, int32_terms
 from e2sim.kernels.simd import LANES, madd16_1x3, madd16_3x3
 
 
@@ -42,12 +42,14 @@ def _operands(rng, n_x, n_g, x_bound, dtype=np.int16):
 
 def test_intrinsics_equal_int64_sums_at_the_extremes():
     rng = np.random.default_rng(0)
-    x, g = _operands(rng, 5200, 9200, 16)
-    # the int32 bound of the callers: 16 * steps products of |x| <= 16 and |g| <= 32768 stay below 2**31
-    x[:300] = 16
+    x, g = _operands(rng, 34000, 66000, 16)
+    # |x| <= 16, |g| <= 32768: an int32 sum holds 4095 products (int32_terms), so each lane (1/8 of the
+    # products) holds 8 * 4095 terms; the total (up to 2**34 here) comes back exact in int64
+    x[:20000] = 16
     g[:] = -32768
-    steps = 255
-    for xi, rows in ((0, (0, 4096, 4096)), (3, (17, 5001, 2)), (1001, (4600, 33, 5000))):
+    steps = 8 * int32_terms(16, 32768) // LANES
+    assert LANES * steps * 16 * 32768 > 2**33
+    for xi, rows in ((0, (0, 32768, 32768)), (3, (17, 33001, 2)), (1001, (32600, 33, 33000))):
         got = _call_3x3(x, xi, g, *rows, steps)
         assert got == _want(x, xi, g, rows, LANES * steps, 3)
         got1 = _call_1x3(x, xi, g, *rows, steps)

@@ -254,9 +254,8 @@ def _tile3x3_impl(x, xi, g, g0, g1, g2, m):
         if k == m:
             return v
         r = _scalar3x3(x, xi + k, g, g0 + k, g1 + k, g2 + k, m - k)
-        return (np.int32(v[0] + r[0]), np.int32(v[1] + r[1]), np.int32(v[2] + r[2]),
-                np.int32(v[3] + r[3]), np.int32(v[4] + r[4]), np.int32(v[5] + r[5]),
-                np.int32(v[6] + r[6]), np.int32(v[7] + r[7]), np.int32(v[8] + r[8]))
+        return (v[0] + r[0], v[1] + r[1], v[2] + r[2], v[3] + r[3], v[4] + r[4], v[5] + r[5], v[6] + r[6],
+                v[7] + r[7], v[8] + r[8])
     return impl
 
 
@@ -272,7 +271,7 @@ def _tile3x1_impl(x, xi, g, g0, g1, g2, m):
         if k == m:
             return v
         r = _scalar3x1(x, xi + k, g, g0 + k, g1 + k, g2 + k, m - k)
-        return np.int32(v[0] + r[0]), np.int32(v[1] + r[1]), np.int32(v[2] + r[2])
+        return v[0] + r[0], v[1] + r[1], v[2] + r[2]
     return impl
 
 
@@ -372,17 +371,26 @@ def grad_cm(gy: np.ndarray, g, lay: CmLayout, dtype, name: str = "grad_cm") -> n
     return out
 
 
-def cm_block(terms: int) -> int:
-    """Dot-product block length: at most ``terms`` (int32-safe), a multiple of 64 for whole SIMD iterations."""
+SIMD_BLOCK = 16128  # int16 tiles: longest block (measured: fewer tile calls beat L1 residency of the block)
+
+
+def cm_block(terms: int, simd: bool) -> int:
+    """Dot-product block length for ``terms`` = products an int32 sum provably holds. The scalar tiles keep a
+    whole block in one int32 sum: at most ``terms``, a multiple of 64 for whole vector iterations. The int16
+    tiles (``simd``) keep each lane's sum of 1/8 of the products in int32 (simd.py) and their last < 16 terms
+    in an int32 scalar loop: up to ``8 * terms`` when ``terms >= 16``."""
+    if simd and terms >= LANES:
+        return min(8 * terms // LANES * LANES, SIMD_BLOCK)
     return terms if terms < 64 else min(terms // 64 * 64, 8192)
 
 
 @njit(cache=True, parallel=True)
 def _wgrad_cm_kernel(xcm, gcm, row, kh_n, kw_n, cig, cog, block, out):
-    """Exact stride-1 weight gradient on the channel-major layout; int32 partials of ``block`` terms. Work
-    items are triples of output channels of one group (a group's last one or two channels are repeated to
-    fill the triple and written once); per block, the triple's gradient blocks and one input channel's row
-    stay in L1 while the 3 x 3 register tile (_tile3x3: three taps x three channels) runs over the taps."""
+    """Exact stride-1 weight gradient on the channel-major layout, in blocks of ``block`` terms (cm_block:
+    exact partial sums) added into int64. Work items are triples of output channels of one group (a group's
+    last one or two channels are repeated to fill the triple and written once); per block, the triple's
+    gradient blocks stay in cache while the 3 x 3 register tile (_tile3x3: three taps x three channels) runs
+    over every input channel's taps."""
     co_n, length = gcm.shape
     x_len = xcm.shape[1]
     xf, gf = xcm.reshape(-1), gcm.reshape(-1)  # flat, for the tiles' index arguments
@@ -468,7 +476,7 @@ def wgrad_codes(x: np.ndarray, gy: np.ndarray, g: _Geom, terms: int) -> np.ndarr
     if g.sh == 1 and g.sw == 1 and terms >= 1:
         lay = cm_layout(g)
         _wgrad_cm_kernel(input_cm(x, g, lay, wdt), grad_cm(gy, g, lay, wdt), lay.row, g.kh, g.kw, cig, cog,
-                         cm_block(terms), out)
+                         cm_block(terms, wdt == np.int16), out)
     else:
         rows = terms // g.ow
         _wgrad_strided_kernel(_pad(x, g).astype(wdt, copy=False), gy.astype(wdt, copy=False), g.sh, g.sw, cig,

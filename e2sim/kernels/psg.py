@@ -233,7 +233,7 @@ def _predict_stride1(xq, x_scale, gy, geom, bits, msb_bits, x_signed, grad_bits)
     cig, cog = geom.ci // geom.groups, geom.co // geom.groups
     main = np.empty((geom.co, cig, geom.kh, geom.kw), dtype=np.int64)
     terms = int32_terms(2 ** (msb_bits - 1) if x_signed else 2**msb_bits, code_bound(grad_bits, True))
-    _wgrad_cm_kernel(d, g, lay.row, geom.kh, geom.kw, cig, cog, cm_block(terms), main)
+    _wgrad_cm_kernel(d, g, lay.row, geom.kh, geom.kw, cig, cog, cm_block(terms, True), main)
     predicted = _msb_prediction(main, shift, e_c, e_j, g, lay.row, cig, cog, np.float64(x_scale) * np.float64(delta))
     return predicted, qcm, fcm
 

@@ -7,9 +7,10 @@ int32, multiply, add the even lanes to the odd lanes" are matched by LLVM's x86 
 (benchmarks/BENCHMARKS.md, "PSG kernels"). The IR is target-independent: other CPUs get plain vector code with
 the same results.
 
-Exactness: the IR computes in wrapping int32 lanes exactly like the scalar loops it replaces; each lane holds
-a partial sum of a subset of the products, so the callers' proof that every partial sum of up to ``terms``
-products fits in int32 covers the lanes, the pair additions and the final horizontal sum.
+Exactness: each of the 8 int32 lanes of an accumulator sums 2 of every 16 products (a pair per step), so
+over ``steps`` steps a lane holds a partial sum of ``2 * steps = m / 8`` products; the lanes are then added
+in int64. A tile over m terms is therefore exact when a sum of m / 8 products provably fits in int32
+(conv.cm_block sizes the blocks so).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ LANES = 16  # int16 elements per step: one 256-bit load
 _I16, _I32 = ir.IntType(16), ir.IntType(32)
 _WIDE = ir.VectorType(_I32, LANES)
 _HALF = ir.VectorType(_I32, LANES // 2)
+_HALF64 = ir.VectorType(ir.IntType(64), LANES // 2)
 _LOAD = ir.PointerType(ir.VectorType(_I16, LANES))
 _EVEN = ir.Constant(ir.VectorType(_I32, LANES // 2), list(range(0, LANES, 2)))
 _ODD = ir.Constant(ir.VectorType(_I32, LANES // 2), list(range(1, LANES, 2)))
@@ -38,11 +40,11 @@ def _tile_signature(n_g: int, args, n_x: int):
     if len(rest) != n_g + 1 or not (_is_int16_c(x) and _is_int16_c(g)) or \
             not all(isinstance(t, types.Integer) for t in (xi, *rest)):
         return None
-    return types.UniTuple(types.int32, n_x * n_g)(*args)
+    return types.UniTuple(types.int64, n_x * n_g)(*args)
 
 
 def _tile_codegen(n_x: int, n_g: int):
-    """IR of ``f(x, xi, g, gi_0..gi_{n_g-1}, steps)``: the ``n_g * n_x`` int32 sums
+    """IR of ``f(x, xi, g, gi_0..gi_{n_g-1}, steps)``: the ``n_g * n_x`` int64 sums
     ``sum_{j < 16*steps} x[xi + i + j] * g[gi_k + j]`` for taps i < n_x (neighbouring: offsets 0, 1, ...) and
     gradient rows k < n_g, order k major, i minor. x and g are flat (1-D C-contiguous) int16 arrays; the
     caller guarantees the reads stay inside them. Taking the arrays whole with indices (not slices) keeps
@@ -75,8 +77,8 @@ def _tile_codegen(n_x: int, n_g: int):
                     acc = accs[k * n_x + i]
                     builder.store(builder.add(builder.load(acc), pairs), acc)
         sums = []
-        for acc in accs:
-            v = builder.load(acc)
+        for acc in accs:  # the lanes' int32 sums added in int64
+            v = builder.sext(builder.load(acc), _HALF64)
             s = builder.extract_element(v, ir.Constant(_I32, 0))
             for lane in range(1, LANES // 2):
                 s = builder.add(s, builder.extract_element(v, ir.Constant(_I32, lane)))
