@@ -11,7 +11,7 @@ all three PSG implementations give the same signs. Also reports the first-call (
 The implementations are timed round-robin (timing.interleaved_medians; the NumPy peer every third round), so
 their ratios are measured under the same machine speed.
 
-    python benchmarks/bench_psg_kernels.py [--repeats 7] [--threshold -0.02]
+    python benchmarks/bench_psg_kernels.py [--repeats 7] [--threshold -0.02] [--no-numpy] [--stages]
 """
 from __future__ import annotations
 
@@ -89,12 +89,47 @@ def first_call_times():
     return out
 
 
+def stage_fns(xq, x_scale, gy, geom, threshold):
+    """e2sim's PSG split into its stages (private kernels, same arguments as psg_from_codes uses), each
+    re-run on the outputs of one full call: where the time goes."""
+    from e2sim.kernels import conv, psg
+    from e2sim.kernels.quantize import max_abs_range, quantizer_constants
+
+    psg.psg_from_codes(xq, x_scale, gy, geom, bits=8, msb_bits=4, x_signed=False, grad_msb_bits=16,
+                       threshold=threshold)
+    lay = conv.cm_layout(geom)
+    d_lut, e_lut = psg._digit_tables(8, 4, False)
+    q_e = int(np.argmax(e_lut))
+    d = conv.workspace("psg_digits", geom, (geom.ci, lay.length + lay.tail), d_lut.dtype)
+    qcm = conv.workspace("input_cm", geom, (geom.ci, lay.length + lay.tail), xq.dtype)
+    fcm = conv.workspace("grad_cm", geom, (geom.co, lay.length), np.float32)
+    g = conv.workspace("psg_grad_codes", geom, (geom.co, lay.length), np.int16)
+    e_j, e_n = np.empty((geom.ci, 256), np.int64), np.empty(geom.ci, np.int64)
+    lo, delta, qmax, zero = quantizer_constants(max_abs_range(gy, "tensor")[0], 16, True)
+    main = np.empty((geom.co, geom.ci, geom.kh, geom.kw), np.int64)
+    block = conv.cm_block(conv.int32_terms(16, 2**15), True)
+    predicted, _, _ = psg._predict_stride1(xq, x_scale, gy, geom, 8, 4, False, 16)
+    _, _, entries = psg._select_fallback(predicted, threshold)
+    return {
+        "input layout (digits, codes)": lambda: psg._digits_to_cm(xq, 0, 4, 0, q_e, geom.ph, geom.pw, lay.wp,
+                                                                  lay.row, d, qcm, e_j, e_n),
+        "gradient range": lambda: max_abs_range(gy, "tensor"),
+        "gradient layout (codes, fp32)": lambda: psg._quantize_grad_to_cm(gy, lo, delta, qmax, zero, lay.wp,
+                                                                          lay.row, g, fcm),
+        "prediction kernel": lambda: conv._wgrad_cm_kernel(d, g, lay.row, geom.kh, geom.kw, geom.ci, geom.co,
+                                                           block, main),
+        "fallback entries": lambda: psg._entries_from_cm(qcm, fcm, geom, entries),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threshold", type=float, default=-0.02,
                     help="fallback threshold (relative when negative) used on the random layer data")
     ap.add_argument("--no-numpy", action="store_true", help="skip the slow NumPy peer")
+    ap.add_argument("--stages", action="store_true",
+                    help="also time e2sim's stages, interleaved with one torch fp32 weight gradient")
     args = ap.parse_args()
 
     import torch
@@ -116,6 +151,7 @@ def main() -> None:
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     rng = np.random.default_rng(0)
+    stages = {}
     for c, hw in SHAPES:
         x = np.maximum(rng.standard_normal((BATCH, c, hw, hw)), 0).astype(np.float32)
         gy = (rng.standard_normal((BATCH, c, hw, hw)) * 1e-4).astype(np.float32)
@@ -145,9 +181,23 @@ def main() -> None:
             fns["numpy"] = lambda: numpy_psg(xq, xm, dx[0], gy, w_shape, args.threshold)
         t = interleaved_medians(fns, args.repeats, every={"numpy": 3})
         t_ours, t_off, t_fp32, t_np = t["ours"], t["official"], t["fp32"], t.get("numpy", float("nan"))
-        print(f"| {c}ch {hw}x{hw} | {t_ours * 1e3:.1f} | {t_off * 1e3:.1f} | {t_np * 1e3:.0f} | {t_fp32 * 1e3:.1f} | "
-              f"{t_off / t_ours:.2f}x | {t_np / t_ours:.0f}x | {t_fp32 / t_ours:.2f}x | {r.fallback.mean():.4f} | "
+        np_ms, vs_np = ("-", "-") if np.isnan(t_np) else (f"{t_np * 1e3:.0f}", f"{t_np / t_ours:.0f}x")
+        print(f"| {c}ch {hw}x{hw} | {t_ours * 1e3:.1f} | {t_off * 1e3:.1f} | {np_ms} | {t_fp32 * 1e3:.1f} | "
+              f"{t_off / t_ours:.2f}x | {vs_np} | {t_fp32 / t_ours:.2f}x | {r.fallback.mean():.4f} | "
               f"torch {equal:.6f}, numpy {np_equal} |", flush=True)
+        if args.stages:
+            fns = {"torch fp32 wgrad": fns["fp32"], "e2sim whole": ours,
+                   **stage_fns(xq, float(dx[0]), gy, geom, args.threshold)}
+            st = interleaved_medians(fns, args.repeats)
+            stages[f"{c}ch {hw}x{hw}"] = st
+    if args.stages:
+        names = list(next(iter(stages.values())))
+        print("\nstage medians, ms (interleaved rounds; the whole call also pays cache misses the isolated "
+              "stages do not)")
+        print("| stage | " + " | ".join(stages) + " |")
+        print("|" + "---|" * (len(stages) + 1))
+        for name in names:
+            print(f"| {name} | " + " | ".join(f"{st[name] * 1e3:.2f}" for st in stages.values()) + " |")
 
 
 if __name__ == "__main__":
