@@ -55,14 +55,19 @@ def test_intrinsics_equal_int64_sums_at_the_extremes():
         got1 = _call_1x3(x, xi, g, *rows, steps)
         assert got1 == _want(x, xi, g, rows, LANES * steps, 1)
     assert _call_3x3(x, 5, g, 7, 9, 11, 0) == (0,) * 9  # no steps: nothing read
+    x8 = x.astype(np.int8)  # int8 digits: sign-extending loads, same sums
+    assert _call_3x3(x8, 3, g, 17, 33001, 2, steps) == _want(x8, 3, g, (17, 33001, 2), LANES * steps, 3)
 
 
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(0, 257), xi=st.integers(0, 40), rows=st.tuples(*[st.integers(0, 40)] * 3),
-       seed=st.integers(0, 2**31))
-def test_tiles_with_remainders_equal_int64_sums(m, xi, rows, seed):
+       x_int8=st.booleans(), seed=st.integers(0, 2**31))
+def test_tiles_with_remainders_equal_int64_sums(m, xi, rows, x_int8, seed):
     rng = np.random.default_rng(seed)
-    x, g = _operands(rng, 400, 400, 255)  # 8-bit codes against 16-bit gradient codes: <= 257 terms fit int32
+    # 8-bit codes (int16) or int8 digits against 16-bit gradient codes: <= 257 terms fit int32
+    x, g = _operands(rng, 400, 400, 255)
+    if x_int8:
+        x = (x // 2).astype(np.int8)
     tile3, tile1 = _tiles(x, xi, g, *rows, m)
     assert tuple(int(v) for v in tile3) == _want(x, xi, g, rows, m, 3)
     assert tuple(int(v) for v in tile1) == _want(x, xi, g, rows, m, 1)

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
-from .simd import LANES, _is_int16_c, madd16_1x3, madd16_3x3
+from .simd import LANES, madd16_1x3, madd16_3x3, simd_operands
 
 INT32_MAX = 2**31 - 1
 
@@ -223,7 +223,7 @@ def _dot32x3(a, b0, b1, b2):
 
 def _tile3x3(x, xi, g, g0, g1, g2, m):
     """_dot32x3x3 of the taps at flat x indices xi, xi+1, xi+2 against the gradient rows starting at flat g
-    indices g0, g1, g2, over m terms; through the vpmaddwd-friendly IR of simd.py when x and g are int16
+    indices g0, g1, g2, over m terms; through the vpmaddwd-friendly IR of simd.py when x is int8 or int16 and g int16
     (the last < 16 terms in the scalar loop)."""
 
 
@@ -244,7 +244,7 @@ def _scalar3x1(x, xi, g, g0, g1, g2, m):
 
 @overload(_tile3x3, jit_options={"cache": True})
 def _tile3x3_impl(x, xi, g, g0, g1, g2, m):
-    if not (_is_int16_c(x) and _is_int16_c(g)):
+    if not simd_operands(x, g):
         return lambda x, xi, g, g0, g1, g2, m: _scalar3x3(x, xi, g, g0, g1, g2, m)
 
     def impl(x, xi, g, g0, g1, g2, m):
@@ -261,7 +261,7 @@ def _tile3x3_impl(x, xi, g, g0, g1, g2, m):
 
 @overload(_tile3x1, jit_options={"cache": True})
 def _tile3x1_impl(x, xi, g, g0, g1, g2, m):
-    if not (_is_int16_c(x) and _is_int16_c(g)):
+    if not simd_operands(x, g):
         return lambda x, xi, g, g0, g1, g2, m: _scalar3x1(x, xi, g, g0, g1, g2, m)
 
     def impl(x, xi, g, g0, g1, g2, m):

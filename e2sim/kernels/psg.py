@@ -119,7 +119,7 @@ def _digits_to_cm(xq, zero_code, shift, d_off, q_e, ph, pw, wp, row, d_out, q_ou
 
 
 def _digits_fit_int16(msb_bits, x_signed) -> bool:
-    """The stride-1 fast path stores MSB digits as int16: up to 2**msb_bits (unsigned) or
+    """The stride-1 fast path stores MSB digits as int8/int16: up to 2**msb_bits (unsigned) or
     2**(msb_bits-1) (signed) in magnitude. Wider digits (15-16-bit MSBs) take the generic path."""
     return (2 ** (msb_bits - 1) if x_signed else 2**msb_bits) <= np.iinfo(np.int16).max
 
@@ -131,7 +131,7 @@ def _digit_tables(bits, msb_bits, x_signed):
     k = np.rint(q / 2.0**shift).astype(np.int64)  # exact halves: rint rounds them to even, like the official
     e = (k == 2**msb_bits) & (shift > 0)
     d = k - (2 ** (msb_bits - 1) if x_signed else 0)
-    return d.astype(np.int16), e.astype(np.uint8)  # int16 digits: the kernel's vpmaddwd tiles (simd.py)
+    return d.astype(np.int8 if msb_bits <= 6 else np.int16), e.astype(np.uint8)
 
 
 @njit(cache=True, parallel=True)  # output channels write disjoint rows

@@ -1,4 +1,4 @@
-"""int16 x int16 multiply-add register tiles written directly as LLVM vector IR (numba intrinsics).
+"""int16 (or int8) x int16 multiply-add register tiles written directly as LLVM vector IR (numba intrinsics).
 
 Why: numba's loop vectoriser turns the multi-accumulator int32 dot-product loops of conv.py into ``vpmulld``
 (8 products per instruction on AVX2) plus separate adds. The same sums written as "sign-extend 16 lanes to
@@ -19,25 +19,30 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-LANES = 16  # int16 elements per step: one 256-bit load
-_I16, _I32 = ir.IntType(16), ir.IntType(32)
+LANES = 16  # elements per step (16 int16: one 256-bit load)
+_I32 = ir.IntType(32)
 _WIDE = ir.VectorType(_I32, LANES)
 _HALF = ir.VectorType(_I32, LANES // 2)
 _HALF64 = ir.VectorType(ir.IntType(64), LANES // 2)
-_LOAD = ir.PointerType(ir.VectorType(_I16, LANES))
 _EVEN = ir.Constant(ir.VectorType(_I32, LANES // 2), list(range(0, LANES, 2)))
 _ODD = ir.Constant(ir.VectorType(_I32, LANES // 2), list(range(1, LANES, 2)))
 
 
-def _is_int16_c(t) -> bool:
-    return isinstance(t, types.Array) and t.ndim == 1 and t.dtype == types.int16 and t.layout == "C"
+def _flat(t, dtypes) -> bool:
+    return isinstance(t, types.Array) and t.ndim == 1 and t.dtype in dtypes and t.layout == "C"
+
+
+def simd_operands(x, g) -> bool:
+    """Whether the tiles take these (numba) array types: flat int8 or int16 x (int8 digits halve the layout's
+    memory traffic; the sign-extending loads cost nothing measurable) and flat int16 g."""
+    return _flat(x, (types.int8, types.int16)) and _flat(g, (types.int16,))
 
 
 def _tile_signature(n_g: int, args, n_x: int):
     """The intrinsic's signature, or None (numba then reports a typing error) for anything but flat int16
     arrays and integer indices."""
     x, xi, g, *rest = args
-    if len(rest) != n_g + 1 or not (_is_int16_c(x) and _is_int16_c(g)) or \
+    if len(rest) != n_g + 1 or not simd_operands(x, g) or \
             not all(isinstance(t, types.Integer) for t in (xi, *rest)):
         return None
     return types.UniTuple(types.int64, n_x * n_g)(*args)
@@ -46,7 +51,7 @@ def _tile_signature(n_g: int, args, n_x: int):
 def _tile_codegen(n_x: int, n_g: int):
     """IR of ``f(x, xi, g, gi_0..gi_{n_g-1}, steps)``: the ``n_g * n_x`` int64 sums
     ``sum_{j < 16*steps} x[xi + i + j] * g[gi_k + j]`` for taps i < n_x (neighbouring: offsets 0, 1, ...) and
-    gradient rows k < n_g, order k major, i minor. x and g are flat (1-D C-contiguous) int16 arrays; the
+    gradient rows k < n_g, order k major, i minor. x (int8 or int16) and g (int16) are flat (1-D C-contiguous); the
     caller guarantees the reads stay inside them. Taking the arrays whole with indices (not slices) keeps
     reference counting and slice set-up out of the callers' hot loops. Each step loads every tap and every
     gradient row once, so each x vector serves n_g products and each g vector n_x."""
@@ -63,11 +68,13 @@ def _tile_codegen(n_x: int, n_g: int):
         ptrs = [builder.gep(xdata, [builder.add(xi, ir.Constant(xi.type, i))]) for i in range(n_x)]
         ptrs += [builder.gep(gdata, [index(3 + k)]) for k in range(n_g)]
         steps = index(3 + n_g)
+        loads = [ir.PointerType(ir.VectorType(context.get_data_type(t.dtype), LANES))
+                 for t in [xt] * n_x + [gt] * n_g]
         accs = [cgutils.alloca_once_value(builder, ir.Constant(_HALF, None)) for _ in range(n_x * n_g)]
         with cgutils.for_range(builder, steps) as loop:
             at = builder.mul(loop.index, ir.Constant(loop.index.type, LANES))
-            vecs = [builder.sext(builder.load(builder.bitcast(builder.gep(p, [at]), _LOAD), align=2), _WIDE)
-                    for p in ptrs]
+            vecs = [builder.sext(builder.load(builder.bitcast(builder.gep(p, [at]), load), align=1), _WIDE)
+                    for p, load in zip(ptrs, loads)]
             xs, gs = vecs[:n_x], vecs[n_x:]
             for k, g in enumerate(gs):
                 for i, x in enumerate(xs):
