@@ -318,7 +318,7 @@ def psg_from_codes(xq, x_scale, gy, geom, *, bits, msb_bits, x_signed, grad_msb_
 def _select_fallback(predicted, threshold):
     """The absolute threshold tau (``threshold``, or ``-threshold`` times max|predicted| when negative), the
     fallback mask ``|predicted| <= tau`` and its entries as (co, c, kh, kw) rows in C order (np.argwhere's):
-    one compiled pass instead of a string of small NumPy calls (they cost ~1 ms a layer)."""
+    one compiled pass instead of a string of small NumPy calls."""
     flat = predicted.reshape(-1)
     tau = threshold
     if threshold < 0:

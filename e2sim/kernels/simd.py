@@ -3,8 +3,8 @@
 Why: numba's loop vectoriser turns the multi-accumulator int32 dot-product loops of conv.py into ``vpmulld``
 (8 products per instruction on AVX2) plus separate adds. The same sums written as "sign-extend 16 lanes to
 int32, multiply, add the even lanes to the odd lanes" are matched by LLVM's x86 back end to ``vpmaddwd``
-(16 products and 8 additions per instruction): about twice the throughput on the weight-gradient kernel
-(benchmarks/BENCHMARKS.md, "PSG kernels"). The IR is target-independent: other CPUs get plain vector code with
+(16 products and 8 additions per instruction), twice the products per instruction (end-to-end figures in
+benchmarks/BENCHMARKS.md, "PSG kernels"). The IR is target-independent: other CPUs get plain vector code with
 the same results.
 
 Exactness: each of the 8 int32 lanes of an accumulator sums 2 of every 16 products (a pair per step), so
@@ -34,7 +34,7 @@ def _flat(t, dtypes) -> bool:
 
 def simd_operands(x, g) -> bool:
     """Whether the tiles take these (numba) array types: flat int8 or int16 x (int8 digits halve the layout's
-    memory traffic; the sign-extending loads cost nothing measurable) and flat int16 g."""
+    memory traffic; the loads sign-extend them) and flat int16 g."""
     return _flat(x, (types.int8, types.int16)) and _flat(g, (types.int16,))
 
 
