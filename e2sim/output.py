@@ -53,13 +53,32 @@ def emit(text: str) -> None:
     sys.stdout.flush()
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux), since setting it to
+    read it races with other threads creating files."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write a file atomically (temp file in the same folder, then rename) so readers never see half a file."""
+    """Write a file atomically (temp file in the same folder, then rename) so readers never see half a file.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (0666 less the umask), not the
+    0600 of the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as f:
             f.write(data)
         os.replace(tmp, path)
@@ -67,3 +86,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def new_run_dir(base: str | Path, prefix: str) -> Path:
+    """A fresh folder ``base/<prefix><random>`` that no concurrent run can share, with the permissions a
+    plain ``mkdir`` would give (0777 less the umask), not the 0700 of :func:`tempfile.mkdtemp`."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    os.chmod(run_dir, 0o777 & ~current_umask())
+    return run_dir

@@ -110,21 +110,18 @@ def _build_model(workload, classes: int):
 def _write_outputs(base, workload_name, data, settings: ProbeSettings, table, deciles):
     import json
     import platform
-    import tempfile
     import time
-    from pathlib import Path
 
     import numba
     import numpy
     import torch
 
     from .. import __version__
-    from ..output import to_json, write_atomic
+    from ..output import new_run_dir, to_json, write_atomic
     from ..stats import PsgSettings, PsgStats, dump_stats
     from ..train.psg_probe import fallback_by_layer, plot, settings_grid
 
-    Path(base).mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("psg-accuracy-%Y%m%d-%H%M%S-"), dir=base))
+    run_dir = new_run_dir(base, time.strftime("psg-accuracy-%Y%m%d-%H%M%S-"))
     write_atomic(run_dir / "psg_accuracy.csv", table.to_csv(index=False))
     write_atomic(run_dir / "psg_deciles.csv", deciles.to_csv(index=False))
     write_atomic(run_dir / "psg_accuracy.png", plot(table, run_dir, len(settings.msb_bits) > 1,
