@@ -1,11 +1,14 @@
 """Command line: parses options, calls one stage function, prints what it returns.
 
 Commands are loaded lazily from their modules (``e2sim/commands/*.py``) so that ``e2sim estimate``
-never imports torch or numba. Any :class:`E2simError` becomes one line on stderr and exit code 2.
+never imports torch or numba. Any :class:`E2simError` becomes one line on stderr and exit code 2; anything
+unexpected becomes one line naming the internal error and asking for a bug report, exit code 1 (the raw
+traceback only with ``E2SIM_DEBUG=1``).
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -39,6 +42,22 @@ class LazyGroup(click.Group):
         mod, attr = target.split(":")
         return getattr(importlib.import_module(mod), attr)
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EOFError as exc:
+            # click would turn it into Abort ("aborted", exit 130) after printing an empty line; an
+            # EOFError from the code (a truncated file read by a library) is an internal error instead.
+            raise _Unexpected(exc) from exc
+
+
+class _Unexpected(Exception):
+    """Carries an exception click would otherwise reinterpret."""
+
+    def __init__(self, exc: BaseException):
+        super().__init__(str(exc))
+        self.original = exc
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="e2sim")
@@ -46,20 +65,49 @@ def cli() -> None:
     """e2sim: energy and time of CNN training on small devices, and what E2-Train saves."""
 
 
-def main(argv: list[str] | None = None) -> None:
+BUG_EXIT_CODE = 1
+
+
+def _one_line(text: str) -> str:
+    """Newlines and other control characters in a message become spaces: a message is one stderr line."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())
+
+
+def _fail(message: str) -> None:
+    click.echo(f"e2sim: {_one_line(message)}", err=True)
+
+
+def _internal(exc: BaseException) -> int:
+    _fail(f"internal error: {type(exc).__name__}: {exc} -- this is a bug in e2sim; please report it with the "
+          "command line (set E2SIM_DEBUG=1 for the traceback)")
+    return BUG_EXIT_CODE
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit code; every way out prints at most one line on stderr."""
+    debug = os.environ.get("E2SIM_DEBUG") == "1"
     try:
         cli.main(args=argv, prog_name="e2sim", standalone_mode=False)
     except E2simError as exc:
-        click.echo(f"e2sim: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc}")
+        return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("e2sim: aborted", err=True)
-        sys.exit(130)
+        _fail("aborted")
+        return 130
     except click.ClickException as exc:
         # Usage errors (bad option values, missing options) are one line and exit code 2 as well.
-        msg = exc.format_message().replace("\n", " ")
-        click.echo(f"e2sim: error: {msg}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc.format_message()}")
+        return exc.exit_code
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
     except BrokenPipeError:
-        sys.exit(0)
-    sys.exit(0)
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a raw traceback by default
+        if debug:
+            raise
+        return _internal(exc.original if isinstance(exc, _Unexpected) else exc)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(argv))
