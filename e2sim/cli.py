@@ -31,9 +31,50 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# command name -> its help's first sentence, so that ``e2sim --help`` lists the commands without importing
+# them (tests/test_cli_startup.py checks each against the command's own help). A command missing here is
+# imported to ask it.
+SHORT_HELP: dict[str, str] = {
+    "calibrate": "Fit profile constants to measured window energies (non-negative least squares) and write a new "
+                 "profile whose fitted constants record the fit: logs, windows, residuals and prior values.",
+    "counts": "Per-layer, per-pass MACs, element operations and tensor elements read/written for one iteration.",
+    "curves": "Overlay training runs on accuracy-vs-energy axes.",
+    "cycles": "Per-layer cycles, utilisation and SRAM/DRAM access counts, column by column as SCALE-Sim reports "
+              "them.",
+    "estimate": "Energy and time of a whole training run on a hardware profile.",
+    "profiles": "List the bundled hardware profiles (hardware_profiles/*.yaml).",
+    "psg-accuracy": "How often PSG's predicted weight-gradient sign is right, per conv layer, on a short real "
+                    "training run.",
+    "sweep": "Energy / time / saving over a grid of technique settings -> sweep.parquet, sweep.csv, tradeoff.png.",
+    "train": "Train a workload's model with SMD / SLU / PSG; writes curves, statistics and checkpoints into --out.",
+    "validate": "Measured vs estimated energy per marked window of a power log (total, idle/static, dynamic), with "
+                "a PNG of the trace; or, with --published, profile predictions vs published Zynq-7000 "
+                "measurements with leave-one-out calibration error.",
+    "workloads": "List the bundled workloads.",
+}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
+
+    def format_commands(self, ctx, formatter):
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            text = SHORT_HELP.get(name)
+            if text is None:
+                cmd = self.get_command(ctx, name)
+                if cmd is None or cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(limit)))
+            else:
+                rows.append((name, click.Command(name, help=text).get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx, name):
         target = COMMANDS.get(name)

@@ -4,10 +4,10 @@ Errors name the file and the key path (``layers.3.out_channels``) so the CLI can
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import E2simError
@@ -15,25 +15,27 @@ from .errors import E2simError
 M = TypeVar("M", bound=BaseModel)
 
 
-# libyaml's parser when PyYAML has it (about 10x faster: profiles and workloads load on every command).
-_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _loader():
+    """SafeLoader (libyaml's when PyYAML has it: about 10x faster) that rejects duplicate mapping keys instead
+    of silently keeping the last one. Built on first use: a run whose inputs come from the parse cache never
+    imports yaml."""
+    import yaml
 
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
 
-class _UniqueKeyLoader(_SafeBase):  # type: ignore[misc, valid-type]
-    """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last one."""
+    def construct_mapping(loader, node, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise E2simError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen[key] = loader.construct_object(value_node, deep=deep)
+        return seen
 
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise E2simError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
-        seen[key] = loader.construct_object(value_node, deep=deep)
-    return seen
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return UniqueKeyLoader
 
 
 def read_text(path: str | Path) -> str:
@@ -49,10 +51,12 @@ def read_text(path: str | Path) -> str:
 
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file strictly (safe types only, no duplicate keys)."""
+    import yaml
+
     p = Path(path)
     text = read_text(p)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - SafeLoader subclass
     except E2simError as exc:
         raise E2simError(f"{p}: {exc}") from None
     except yaml.YAMLError as exc:

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
@@ -22,6 +23,19 @@ from .lowering import geometry
 from .plan import Plan, base_plan
 from .profile import HardwareProfile, load_profile
 from .workload import Workload, load_workload
+
+
+def _plain(x):
+    """A pydantic model as plain JSON-able values, by its fields (model_dump would build the serializer of
+    every nested model on the first call: start-up time)."""
+    fields = getattr(type(x), "model_fields", None)
+    if fields is not None:
+        return {k: _plain(getattr(x, k)) for k in fields}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    return getattr(x, "value", x) if isinstance(x, Enum) else x
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,7 @@ class Estimate:
         })
 
     def config_hash(self) -> str:
-        blob = json.dumps({"profile": self.profile.model_dump(mode="json"), "workload": self.workload.name,
+        blob = json.dumps({"profile": _plain(self.profile), "workload": self.workload.name,
                            "batch_size": self.plan.counts.batch_size, "settings": self.settings,
                            "notes": list(self.plan.notes)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -34,7 +34,9 @@ _UNIT_SUFFIX = re.compile(
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: validators are built on first validation, not at import (a profile read from the parse
+    # cache is never validated again).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Sourced(_Strict):
@@ -180,7 +182,9 @@ def load_profile(name_or_path: str | Path | HardwareProfile) -> HardwareProfile:
         return _CACHE[s]
     bundled = bundled_profiles()
     path = bundled_or_path("profile", s, bundled)
-    prof = load_model(HardwareProfile, path)
+    from .parse_cache import cached_parse
+
+    prof = cached_parse(path, lambda: load_model(HardwareProfile, path))
     if s in bundled:  # files given by path are re-read: the user may be editing them
         _CACHE[s] = prof
     return prof

@@ -19,8 +19,6 @@ def configure(*, smd: float | None = None, seed: int | None = None, slu_skip: fl
               slu_stats: str | None = None, psg: bool = False, psg_bits: str | None = None,
               psg_fallback: float | None = None, psg_stats: str | None = None) -> Techniques:
     """Techniques from CLI-style values; raises E2simError on inconsistent or bad values."""
-    from .stats import load_psg_stats, load_slu_stats
-
     if slu_skip is not None and slu_stats is not None:
         raise E2simError("--slu-skip and --slu-stats are mutually exclusive")
     if psg_fallback is not None and psg_stats is not None:
@@ -37,11 +35,15 @@ def configure(*, smd: float | None = None, seed: int | None = None, slu_skip: fl
     if slu_skip is not None:
         t_slu = SLU(slu_skip)
     elif slu_stats is not None:
+        from .stats import load_slu_stats  # pydantic models built only when a stats file is read
+
         t_slu = SLU(per_block=dict(load_slu_stats(slu_stats).skip_ratio), source=str(slu_stats))
     t_psg = None
     if psg:
         bits = PSGBits.parse(psg_bits) if psg_bits else PSGBits()
         if psg_stats is not None:
+            from .stats import load_psg_stats
+
             t_psg = PSG(bits, per_layer=dict(load_psg_stats(psg_stats).fallback_fraction), source=str(psg_stats))
         else:
             t_psg = PSG(bits, fallback=psg_fallback)

@@ -35,7 +35,9 @@ Pair = tuple[Dim, Dim]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built on its first validation, not at import (start-up time; a
+    # workload read from the parse cache is never validated again).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Layer(_Strict):
@@ -129,10 +131,13 @@ class Dataset(_Strict):
     image_shape: Shape3
 
 
+# model_construct: these literals are valid (tests validate them), and validating at import costs start-up.
 DATASETS: dict[str, Dataset] = {
     # Krizhevsky 2009, "Learning Multiple Layers of Features from Tiny Images": 50,000 train / 10,000 test.
-    "cifar10": Dataset(name="cifar10", classes=10, train_images=50_000, test_images=10_000, image_shape=(3, 32, 32)),
-    "cifar100": Dataset(name="cifar100", classes=100, train_images=50_000, test_images=10_000, image_shape=(3, 32, 32)),
+    "cifar10": Dataset.model_construct(name="cifar10", classes=10, train_images=50_000, test_images=10_000,
+                                       image_shape=(3, 32, 32)),
+    "cifar100": Dataset.model_construct(name="cifar100", classes=100, train_images=50_000, test_images=10_000,
+                                        image_shape=(3, 32, 32)),
 }
 
 
@@ -155,7 +160,7 @@ class WorkloadFile(_Strict):
     model: str = Field(min_length=1, description="bundled builder name, or 'custom' with explicit layers")
     dataset: str | Dataset = "cifar10"
     batch_size: Dim = 128
-    schedule: Schedule = Schedule()
+    schedule: Schedule = Field(default_factory=Schedule)
     layers: list[Layer] | None = None
     blocks: list[Block] | None = None
 
@@ -167,7 +172,7 @@ class Workload(_Strict):
     model: str
     dataset: Dataset
     batch_size: Dim
-    schedule: Schedule = Schedule()
+    schedule: Schedule = Field(default_factory=Schedule)
     layers: tuple[Layer, ...]
     blocks: tuple[Block, ...] = ()
 
@@ -250,6 +255,7 @@ def load_workload(name_or_path: str | Path) -> Workload:
     """Load a bundled workload by name (``resnet74_cifar10``) or a workload YAML file by path."""
     if isinstance(name_or_path, Workload):
         return name_or_path
+    from .parse_cache import cached_parse
+
     path = bundled_or_path("workload", name_or_path, bundled_workloads())
-    spec = load_model(WorkloadFile, path)
-    return resolve(spec, str(path))
+    return cached_parse(path, lambda: resolve(load_model(WorkloadFile, path), str(path)))

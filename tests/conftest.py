@@ -2,3 +2,15 @@ import os
 
 # Deterministic, quiet runs on the 2-core CI machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_parse_cache(tmp_path_factory):
+    """The parse cache (e2sim/parse_cache.py) of the test session lives in a temporary folder, not in the
+    user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("E2SIM_CACHE_DIR", str(tmp_path_factory.mktemp("parse_cache")))
+    yield
+    mp.undo()
