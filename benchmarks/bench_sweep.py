@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from e2sim.estimate import estimate_plan
-from e2sim.sweep import SweepSpec, evaluate, parse_values, precompute, run_sweep
+from e2sim.sweep import SweepSpec, evaluate, parse_values, precompute
+from e2sim.sweep_run import run_sweep
 from e2sim.techniques import PSG, SLU, SMD, PSGBits, Techniques, build
 from e2sim.workload import load_workload
 

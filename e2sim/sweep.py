@@ -15,21 +15,22 @@ each energy component and for cycles). The items of all discrete points are de-d
 not depend on most axes) and priced in ONE call of the hardware stage (``estimate_plan``) on the stacked,
 unique items. Agreement with one-at-a-time ``estimate_plan`` is tested on random configurations.
 
-Output (a run directory): ``parts/part-NNNNN.parquet`` (one per chunk of consecutive configurations, written
-atomically), ``manifest.json`` (the spec, its hash, the chunks done), and once complete ``sweep.parquet``,
-``sweep.csv`` and ``tradeoff.png``. ``resume=True`` skips the chunks the manifest lists and whose part
-exists; a spec that differs from the manifest's is refused.
+Budgets. A grid's size is known from the option texts before any value is materialised
+(:func:`axis_size`), so an oversized grid is refused at once (``--max-configs``). The discrete points are
+the costly part (each is priced item by item), so their items have a budget of their own
+(:data:`MAX_PRICED_ITEMS`). Range steps on the [0, 1] axes finer than :data:`MIN_STEP` are refused: they
+resolve less than one iteration of a 64k-iteration schedule and make grids of millions of near-equal rows.
+
+The chunked, resumable run that writes the results is in ``sweep_run.py``; the plot in ``sweep_plot.py``.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import sys
+import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,6 @@ from .counts import count
 from .energy import COMPONENTS
 from .errors import E2simError
 from .estimate import estimate_plan
-from .output import write_atomic
 from .plan import PRECISIONS, Plan, base_plan
 from .profile import load_profile
 from .techniques import PSG, PSGBits, baseline_plan
@@ -48,11 +48,58 @@ from .workload import load_workload
 
 ITEM_COLS = ("layer", "pass_", "samples", "scale", "a_bits", "b_bits", "is_float", "tensor_bits", "tag")
 AXES = ("precision", "psg_msb_bits", "grad_bits", "slu_skip", "psg_fallback", "smd")
+DISCRETE_AXES = AXES[:4]
 DEFAULT_CHUNK = 50_000
+MAX_CHUNK = 1_000_000  # rows evaluated and held at once (~0.3 GB at the widest)
+MAX_CONFIGS = 10_000_000  # default --max-configs
+MAX_PRICED_ITEMS = 5_000_000  # discrete points x plan items stacked for pricing (~1 GB at the peak)
+MIN_STEP = 1e-6  # finest range step on the [0, 1] axes (SMD, SLU skip, PSG fallback)
 
 
-def parse_values(text: str, what: str) -> tuple[float, ...]:
-    """``start:stop:step`` (inclusive stop) or a comma list; one-line errors naming the option."""
+def _option(axis: str) -> str:
+    return "--" + axis.replace("_", "-")
+
+
+def _check_axis(axis: str, values) -> None:
+    """Domain of each axis, checked with the techniques' own validators (one-line messages)."""
+    what = _option(axis)
+    if axis == "precision":
+        for p in values:
+            if p not in PRECISIONS:
+                raise E2simError(f"--precision: unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
+        return
+    v = np.asarray(values, dtype=float)
+    bad = v[~np.isfinite(v)]
+    if bad.size:
+        raise E2simError(f"{what}: values must be finite numbers, got {bad[0]!r}")
+    if axis in ("psg_msb_bits", "grad_bits"):
+        if not np.all(v == np.round(v)):
+            raise E2simError(f"{what}: bit-widths must be integers, got {v[v != np.round(v)][0]:g}")
+        outside = v[(v < 1) | (v > 32)]
+        if outside.size:
+            check_bits(float(outside[0]), what)
+        if axis == "psg_msb_bits" and (v > PSGBits.act).any():
+            raise E2simError(f"{what}: the predictor's input MSB part is at most the {PSGBits.act}-bit "
+                             f"activation width, got {v[v > PSGBits.act][0]:g}")
+        return
+    check = {"smd": check_rate, "slu_skip": check_ratio, "psg_fallback": check_fraction}[axis]
+    inside = (v >= 0) & ((v < 1) if axis == "smd" else (v <= 1))
+    if not inside.all():
+        check(float(v[~inside][0]), what)
+
+
+def _check_unique(axis: str, values) -> None:
+    seen = set()
+    for x in values:
+        if x in seen:
+            shown = x if isinstance(x, str) else f"{x:g}"
+            raise E2simError(f"{_option(axis)}: {shown} is listed twice (give each value once)")
+        seen.add(x)
+
+
+def _split(text: str, what: str):
+    """A comma list -> ('list', floats); ``START:STOP:STEP`` -> ('range', start, step, n) with n counted,
+    not materialised (n may be a huge float: the caller's budget refuses it)."""
     text = text.strip()
     if ":" in text:
         parts = text.split(":")
@@ -62,17 +109,58 @@ def parse_values(text: str, what: str) -> tuple[float, ...]:
             a, b, s = (float(x) for x in parts)
         except ValueError:
             raise E2simError(f"{what}: range bounds must be numbers, got {text!r}") from None
+        if not all(math.isfinite(x) for x in (a, b, s)):
+            raise E2simError(f"{what}: range bounds must be finite numbers, got {text!r}")
         if not s > 0 or b < a:
             raise E2simError(f"{what}: empty range {text!r} (need STEP > 0 and STOP >= START)")
-        n = int(np.floor((b - a) / s + 1e-9)) + 1
-        return tuple(float(v) for v in np.round(a + s * np.arange(n), 12))
+        q = (b - a) / s  # inf when it overflows: refused as too many values
+        n = math.floor(q + 1e-9) + 1 if q < 1e18 else q
+        return "range", a, s, n
     items = [x.strip() for x in text.split(",") if x.strip()]
     if not items:
         raise E2simError(f"{what}: empty list")
     try:
-        return tuple(float(x) for x in items)
+        vals = tuple(float(x) for x in items)
     except ValueError:
         raise E2simError(f"{what}: expected numbers, got {text!r}") from None
+    return "list", vals
+
+
+def axis_size(text: str, what: str) -> int | float:
+    """How many values ``text`` names, without materialising a range (a float when astronomically many)."""
+    parsed = _split(text, what)
+    return len(parsed[1]) if parsed[0] == "list" else parsed[3]
+
+
+def parse_values(text: str, what: str, *, min_step: float = MIN_STEP) -> tuple[float, ...]:
+    """``START:STOP:STEP`` (inclusive stop, values rounded to 12 decimals) or a comma list; one-line
+    errors naming the option. Call :func:`check_budget` on :func:`axis_size` first for user input."""
+    parsed = _split(text, what)
+    if parsed[0] == "list":
+        return parsed[1]
+    _, a, s, n = parsed
+    if s < min_step * (1 - 1e-9):
+        raise E2simError(f"{what}: step {s:g} is finer than the {min_step:g} resolution of sweep values")
+    if not n <= MAX_CONFIGS * 100:  # a safety net; budgets refuse far smaller grids first
+        raise E2simError(f"{what}: the range has {_count(n)} values")
+    return tuple(np.round(a + s * np.arange(int(n)), 12).tolist())
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) or n < 1e15 else f"{n:.3g}"
+
+
+def check_budget(sizes: dict[str, int | float], max_configs: int = MAX_CONFIGS) -> int:
+    """The grid size (product of the axis sizes); one-line error, with the size and how to raise the limit,
+    when it exceeds ``max_configs``."""
+    total: int | float = 1
+    for n in sizes.values():
+        total = total * n
+    if total > max_configs:
+        parts = " x ".join(f"{_count(n)} {_option(a)[2:]}" for a, n in sizes.items() if n != 1) or "1"
+        raise E2simError(f"the grid has {_count(total)} configurations ({parts}), above --max-configs "
+                         f"{max_configs:,}; use fewer values, or raise --max-configs if you mean it")
+    return int(total)
 
 
 @dataclass(frozen=True)
@@ -95,34 +183,54 @@ class SweepSpec:
 
     def __post_init__(self):
         for name in AXES:
-            if len(getattr(self, name)) == 0:
-                raise E2simError(f"--{name.replace('_', '-')}: empty list")
-        for p in self.precision:
-            if p not in PRECISIONS:
-                raise E2simError(f"--precision: unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
-        for b in self.psg_msb_bits:
-            check_bits(b, "--psg-msb-bits")
-        for b in self.grad_bits:
-            check_bits(b, "--grad-bits")
-        for r in self.slu_skip:
-            check_ratio(r, "--slu-skip")
-        for f in self.psg_fallback:
-            check_fraction(f, "--psg-fallback")
-        for r in self.smd:
-            check_rate(r, "--smd")
-        if self.chunk_size < 1:
-            raise E2simError("--chunk-size: must be at least 1")
+            vals = tuple(getattr(self, name))
+            object.__setattr__(self, name, vals)
+            if len(vals) == 0:
+                raise E2simError(f"{_option(name)}: empty list")
+            _check_axis(name, vals)
+            _check_unique(name, vals)
+        for name in ("psg_msb_bits", "grad_bits"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed < 2**63):
+            raise E2simError(f"--seed: must be an integer in 0..2**63-1, got {self.seed!r}")
+        if isinstance(self.chunk_size, bool) or not 1 <= self.chunk_size <= MAX_CHUNK:
+            raise E2simError(f"--chunk-size: must be in 1..{MAX_CHUNK:,}, got {self.chunk_size!r}")
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(len(getattr(self, a)) for a in AXES)
 
     @property
+    def sizes(self) -> dict[str, int]:
+        return dict(zip(AXES, self.shape))
+
+    @property
     def n_configs(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
+
+    def active(self, axis: str) -> bool:
+        """Whether an axis is an input of the results (PSG axes need --psg, the skip ratio SLU)."""
+        return {"psg_msb_bits": self.psg, "grad_bits": self.psg, "psg_fallback": self.psg,
+                "slu_skip": self.slu}.get(axis, True)
+
+    def summary(self) -> dict:
+        """The settings in a few words per axis (the manifest's human-readable record; the hash is exact)."""
+        out = {k: getattr(self, k) for k in ("workload", "profile", "psg", "slu", "seed", "baseline",
+                                                "chunk_size", "batch_size", "iterations")}
+        for a in AXES:
+            v = getattr(self, a)
+            out[a] = list(v) if len(v) <= 8 else {"n": len(v), "first": v[0], "last": v[-1]}
+        return out
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of every setting and every axis value (values hashed as bytes: axes may be long)."""
+        h = hashlib.sha256()
+        h.update(json.dumps({k: v for k, v in self.summary().items() if k not in AXES}, sort_keys=True).encode())
+        for a in AXES:
+            v = getattr(self, a)
+            h.update(a.encode())
+            h.update(",".join(v).encode() if a == "precision" else np.asarray(v, float).tobytes())
+        return h.hexdigest()[:16]
 
 
 @dataclass
@@ -138,23 +246,39 @@ class Tables:
     clock_hz: float
     baseline_energy_j: float
     baseline_time_s: float
+    workload_name: str = ""
     n_unique_items: int = 0
     timings_s: dict = field(default_factory=dict)
 
 
+def _bit_plan(counts, w, spec: SweepSpec, prec: str, msb: int, grad: int) -> Plan:
+    plan = base_plan(counts, prec, 1)
+    if spec.psg:
+        bits = PSGBits(msb_act=int(msb), grad=int(grad), msb_grad=min(PSGBits.msb_grad, int(grad)))
+        plan = PSG(bits, fallback=1.0).apply(plan, w)
+    return plan
+
+
 def bit_plans(spec: SweepSpec):
-    """The workload (with gates if SLU) and one plan per bit configuration, at F = 1, no skipping."""
+    """The workload (with gates if SLU) and one plan per bit configuration, at F = 1, no skipping.
+    Refuses (before building them all) a grid whose discrete points would stack more than
+    :data:`MAX_PRICED_ITEMS` items for pricing."""
     base_w = w = load_workload(spec.workload)
     if spec.slu:
         w = add_gates(w)
     counts = count(w, spec.batch_size)
-    plans = {}
-    for prec, msb, grad in product(spec.precision, spec.psg_msb_bits, spec.grad_bits):
-        plan = base_plan(counts, prec, 1)
-        if spec.psg:
-            bits = PSGBits(msb_act=int(msb), grad=int(grad), msb_grad=min(PSGBits.msb_grad, int(grad)))
-            plan = PSG(bits, fallback=1.0).apply(plan, w)
-        plans[(prec, msb, grad)] = plan
+    keys = list(product(spec.precision, spec.psg_msb_bits, spec.grad_bits))
+    first = _bit_plan(counts, w, spec, *keys[0])
+    n_points = len(keys) * (len(spec.slu_skip) if spec.slu else 1)
+    if n_points * first.n_items > MAX_PRICED_ITEMS:
+        raise E2simError(
+            f"the grid has {n_points:,} discrete settings (precision x --psg-msb-bits x --grad-bits x "
+            f"--slu-skip), each {first.n_items:,} items of {w.name} priced one by one: "
+            f"{n_points * first.n_items:,} items, above the {MAX_PRICED_ITEMS:,} limit; use fewer of these "
+            f"values (SMD rates and PSG fallback fractions cost almost nothing)")
+    plans = {keys[0]: first}
+    for key in keys[1:]:
+        plans[key] = _bit_plan(counts, w, spec, *key)
     return base_w, w, plans
 
 
@@ -193,6 +317,7 @@ def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def precompute(spec: SweepSpec) -> Tables:
+    """Price every discrete point once (see the module docstring)."""
     t0 = time.perf_counter()
     base_w, w, plans = bit_plans(spec)
     prof = load_profile(spec.profile)
@@ -237,32 +362,50 @@ def precompute(spec: SweepSpec) -> Tables:
     shape4 = (len(spec.precision), len(spec.psg_msb_bits), len(spec.grad_bits), len(skips))
     iters = spec.iterations if spec.iterations is not None else base_w.schedule.iterations
     base = estimate_plan(baseline_plan(base_w, spec.baseline, iters, spec.batch_size), base_w, prof)
-    its = np.array([float(executed_iterations(iters, p, spec.seed)) for p in spec.smd])
+    if spec.seed is None:  # the expectation, vectorised (a Binomial draw per rate needs one Generator each)
+        its = executed_iterations(iters, np.asarray(spec.smd, float))
+    else:
+        its = np.array([float(executed_iterations(iters, p, spec.seed)) for p in spec.smd])
     t3 = time.perf_counter()
     return Tables(
         energy_a=ea.reshape(*shape4, -1), energy_b=eb.reshape(*shape4, -1),
         cycles_a=ca.reshape(shape4), cycles_b=cb.reshape(shape4), iterations=its,
         clock_hz=prof.array.clock_hz.value, baseline_energy_j=base.energy_j, baseline_time_s=base.time_s,
-        n_unique_items=len(first),
+        workload_name=base_w.name, n_unique_items=len(first),
         timings_s={"plans_s": t1 - t0, "price_s": t2 - t1, "reduce_s": t3 - t2},
     )
 
 
-def evaluate(spec: SweepSpec, tables: Tables, ids: np.ndarray):
-    """The tidy rows (a DataFrame) of the configurations with flat indices ``ids`` (C order over AXES)."""
-    import pandas as pd
+COLUMNS = ("config_id", "precision", "psg_msb_bits", "grad_bits", "slu_skip", "psg_fallback", "smd",
+           "iterations_executed", "energy_j", "time_s", *(f"{c}_energy_j" for c in COMPONENTS),
+           "baseline_energy_j", "saving")
 
-    ip, im, ig, ir, iF, iP = np.unravel_index(ids, spec.shape)
+
+def evaluate_columns(spec: SweepSpec, tables: Tables, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The result columns (:data:`COLUMNS`; ``precision`` as integer codes into ``spec.precision``) of the
+    configurations with flat indices ``ids`` (C order over AXES). Axes a technique does not use are NaN."""
+    ids = np.asarray(ids, dtype=np.int64)
+    nF, nP = len(spec.psg_fallback), len(spec.smd)
+    d, rest = np.divmod(ids, nF * nP)  # flat discrete point, then (F, P)
+    iF, iP = np.divmod(rest, nP)
+    n_disc = math.prod(spec.shape[:4])
+    ip, im, ig, ir = np.unravel_index(d, spec.shape[:4])
+    ea = tables.energy_a.reshape(n_disc, -1)
+    eb = tables.energy_b.reshape(n_disc, -1)
+    if not spec.slu:  # the tables hold one skip point; every skip index maps to it
+        d = d // spec.shape[3]
     F = np.asarray(spec.psg_fallback)[iF] if spec.psg else np.zeros(len(ids))
     its = tables.iterations[iP]
-    ir_t = ir if spec.slu else np.zeros_like(ir)
-    comp = its[:, None] * (tables.energy_a[ip, im, ig, ir_t] + F[:, None] * tables.energy_b[ip, im, ig, ir_t])
+    comp = ea[d]
+    comp += F[:, None] * eb[d]
+    comp *= its[:, None]
     energy = comp.sum(1)
-    cycles = its * (tables.cycles_a[ip, im, ig, ir_t] + F * tables.cycles_b[ip, im, ig, ir_t])
+    cycles = tables.cycles_a.reshape(-1)[d] + F * tables.cycles_b.reshape(-1)[d]
+    cycles *= its
     nan = np.full(len(ids), np.nan)
-    df = pd.DataFrame({
-        "config_id": ids.astype(np.int64),
-        "precision": pd.Categorical.from_codes(ip, categories=list(spec.precision)),
+    cols = {
+        "config_id": ids,
+        "precision": ip.astype(np.int8),
         "psg_msb_bits": np.asarray(spec.psg_msb_bits, float)[im] if spec.psg else nan,
         "grad_bits": np.asarray(spec.grad_bits, float)[ig] if spec.psg else nan,
         "slu_skip": np.asarray(spec.slu_skip, float)[ir] if spec.slu else nan,
@@ -271,140 +414,18 @@ def evaluate(spec: SweepSpec, tables: Tables, ids: np.ndarray):
         "iterations_executed": its,
         "energy_j": energy,
         "time_s": cycles / tables.clock_hz,
-    })
+    }
     for k, c in enumerate(COMPONENTS):
-        df[f"{c}_energy_j"] = comp[:, k]
-    df["baseline_energy_j"] = tables.baseline_energy_j
-    df["saving"] = 1.0 - energy / tables.baseline_energy_j
-    return df
+        cols[f"{c}_energy_j"] = comp[:, k]
+    cols["baseline_energy_j"] = np.full(len(ids), tables.baseline_energy_j)
+    cols["saving"] = 1.0 - energy / tables.baseline_energy_j
+    return cols
 
 
-# --- chunked, resumable runs ------------------------------------------------------------------------
-
-def _progress(done: int, total: int, configs: int, t0: float) -> None:
-    rate = configs / max(time.perf_counter() - t0, 1e-9)
-    sys.stderr.write(f"\rsweep: {done}/{total} chunks, {configs} configurations ({rate:,.0f}/s)")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def _part(out: Path, k: int) -> Path:
-    return out / "parts" / f"part-{k:05d}.parquet"
-
-
-def _eval_and_write(spec: SweepSpec, tables: Tables, out: Path, k: int) -> int:
-    lo = k * spec.chunk_size
-    ids = np.arange(lo, min(lo + spec.chunk_size, spec.n_configs))
-    df = evaluate(spec, tables, ids)
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    write_atomic(_part(out, k), buf.getvalue())
-    return len(ids)
-
-
-def _load_manifest(out: Path, spec: SweepSpec, resume: bool) -> dict:
-    path = out / "manifest.json"
-    fresh = {"spec": asdict(spec), "spec_hash": spec.digest(), "n_configs": spec.n_configs,
-             "chunk_size": spec.chunk_size, "chunks_done": [], "complete": False}
-    if not path.exists():
-        return fresh
-    if not resume:
-        raise E2simError(f"--out: {out} already holds a sweep (manifest.json); use --resume or a new directory")
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise E2simError(f"{path}: unreadable manifest ({exc})") from None
-    if m.get("spec_hash") != spec.digest():
-        raise E2simError(f"{path}: the sweep in {out} was run with other settings; use a new --out directory")
-    return m
-
-
-def _executor_map(executor: str, fn, ks):
-    if executor == "local":
-        for k in ks:
-            yield k, fn(k)
-        return
-    if executor == "dask":
-        try:
-            import dask
-        except ImportError:
-            raise E2simError("--executor dask: dask is not installed (pip install 'e2sim[dask]')") from None
-        tasks = [dask.delayed(fn)(k) for k in ks]
-        for k, n in zip(ks, dask.compute(*tasks)):
-            yield k, n
-        return
-    raise E2simError(f"--executor: unknown executor {executor!r} (known: local, dask)")
-
-
-def run_sweep(spec: SweepSpec, out: str | Path, *, resume: bool = False, executor: str = "local",
-              progress: bool = True, _stop_after_chunks: int | None = None):
-    """Run (or finish) a sweep into ``out``; returns the full table once complete (None if stopped).
-    ``_stop_after_chunks`` simulates a kill after that many chunks (tests)."""
+def evaluate(spec: SweepSpec, tables: Tables, ids: np.ndarray):
+    """The tidy rows (a DataFrame) of the configurations with flat indices ``ids`` (C order over AXES)."""
     import pandas as pd
 
-    out = Path(out)
-    if executor == "dask":  # fail fast, before any work
-        list(_executor_map("dask", lambda k: 0, []))
-    manifest = _load_manifest(out, spec, resume)
-    n_chunks = -(-spec.n_configs // spec.chunk_size)
-    done = {k for k in manifest["chunks_done"] if _part(out, k).exists()}
-    todo = [k for k in range(n_chunks) if k not in done]
-    tables = precompute(spec) if todo else None
-    t0 = time.perf_counter()
-    configs = 0
-    for i, (k, n) in enumerate(_executor_map(executor, lambda k: _eval_and_write(spec, tables, out, k), todo)):
-        done.add(k)
-        configs += n
-        manifest["chunks_done"] = sorted(done)
-        write_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
-        if progress:
-            _progress(len(done), n_chunks, configs, t0)
-        if _stop_after_chunks is not None and i + 1 >= _stop_after_chunks and len(done) < n_chunks:
-            return None
-    df = pd.concat([pd.read_parquet(_part(out, k)) for k in range(n_chunks)], ignore_index=True)
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    write_atomic(out / "sweep.parquet", buf.getvalue())
-    write_atomic(out / "sweep.csv", df.to_csv(index=False))
-    plot_tradeoff(df, out / "tradeoff.png")
-    manifest["complete"] = True
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
-    return df
-
-
-def pareto_mask(energy: np.ndarray, time_s: np.ndarray) -> np.ndarray:
-    """Configurations no other beats in both energy and time (minimising both)."""
-    order = np.lexsort((time_s, energy))
-    best = np.inf
-    keep = np.zeros(len(energy), bool)
-    for i in order:
-        if time_s[i] < best:
-            keep[i] = True
-            best = time_s[i]
-    return keep
-
-
-def plot_tradeoff(df, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    e, t = df["energy_j"].to_numpy(), df["time_s"].to_numpy()
-    front = pareto_mask(e, t)
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=110)
-    n = len(df)
-    sel = np.linspace(0, n - 1, min(n, 20_000)).astype(int)  # thin the cloud; the front is always drawn
-    ax.scatter(t[sel] / 3600, e[sel] / 3.6e6, s=3, alpha=0.3, label="configurations", color="tab:blue")
-    fo = np.argsort(e[front])
-    ax.plot(t[front][fo] / 3600, e[front][fo] / 3.6e6, "o-", color="tab:red", ms=3, label="Pareto front")
-    ax.set_xlabel("training time (h)")
-    ax.set_ylabel("training energy (kWh)")
-    ax.set_title("energy / time trade-off")
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    cols = evaluate_columns(spec, tables, ids)
+    cols["precision"] = pd.Categorical.from_codes(cols["precision"], categories=list(spec.precision))
+    return pd.DataFrame(cols)

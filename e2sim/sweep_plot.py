@@ -1,0 +1,136 @@
+"""The sweep's plot: the energy saving over the swept settings, from a bounded slice of the grid.
+
+Without an accuracy axis an energy/time scatter is a line (both scale with the same executed work), so the
+plot shows what a sweep answers: the saving against the baseline as a heat map over the two settings with
+the most values (the other settings held at their first value, named in the title), or as a curve over the
+one swept setting. At most :data:`MAX_CELLS` values per axis are drawn (evenly spaced picks of the swept
+values), evaluated from the precomputed tables: the plot never reads the dataset, whatever its size.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .output import write_atomic
+from .sweep import AXES, SweepSpec, Tables, evaluate_columns
+
+MAX_CELLS = 60  # values per plotted axis
+ANNOTATE_CELLS = 12  # write the saving in each cell when both axes have at most this many values
+
+LABELS = {
+    "precision": "precision",
+    "psg_msb_bits": "PSG predictor input MSB width (bits)",
+    "grad_bits": "PSG output-gradient width (bits)",
+    "slu_skip": "SLU skip ratio (fraction of samples per block)",
+    "psg_fallback": "PSG fallback fraction (of weight-gradient entries)",
+    "smd": "SMD drop rate (fraction of iterations)",
+}
+SHORT = {"precision": "precision", "psg_msb_bits": "MSB bits", "grad_bits": "grad bits",
+         "slu_skip": "SLU skip", "psg_fallback": "PSG fallback", "smd": "SMD"}
+
+
+def _picks(n: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, MAX_CELLS)).round().astype(int))
+
+
+def _fmt(v) -> str:
+    return v if isinstance(v, str) else f"{v:g}"
+
+
+def plotted_axes(spec: SweepSpec) -> list[str]:
+    """The (at most two) swept settings the plot spans: those with the most values, in AXES order on ties."""
+    swept = [a for a in AXES if spec.active(a) and len(getattr(spec, a)) > 1]
+    return sorted(swept, key=lambda a: -len(getattr(spec, a)))[:2]
+
+
+def saving_grid(spec: SweepSpec, tables: Tables, axes: list[str]):
+    """(picked indices per plotted axis, saving in % shaped like them): the other axes at index 0."""
+    picks = [_picks(len(getattr(spec, a))) for a in axes]
+    index = [np.zeros(1, int) for _ in AXES]
+    for a, p in zip(axes, picks):
+        index[AXES.index(a)] = p
+    mesh = np.meshgrid(*index, indexing="ij")
+    ids = np.ravel_multi_index([m.reshape(-1) for m in mesh], spec.shape)
+    saving = evaluate_columns(spec, tables, ids)["saving"] * 100
+    order = [AXES.index(a) for a in axes]
+    shaped = saving.reshape([len(i) for i in index])
+    shaped = shaped.squeeze(axis=tuple(i for i in range(len(AXES)) if i not in order))
+    if len(order) == 2 and order[0] > order[1]:
+        shaped = shaped.T
+    return picks, shaped
+
+
+def title(spec: SweepSpec, tables: Tables, axes: list[str]) -> str:
+    held = [f"{SHORT[a]} {_fmt(getattr(spec, a)[0])}" for a in AXES
+            if spec.active(a) and a not in axes]
+    base_kwh = tables.baseline_energy_j / 3.6e6
+    return (f"{tables.workload_name or spec.workload} on {spec.profile}: energy saving vs "
+            f"{spec.baseline} baseline ({base_kwh:.3g} kWh)\n" + ("held at: " + ", ".join(held) if held else ""))
+
+
+def plot_saving(spec: SweepSpec, tables: Tables, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = plotted_axes(spec)
+    picks, saving = saving_grid(spec, tables, axes)
+    with plt.rc_context({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
+                         "ytick.labelsize": 8}):
+        fig, ax = plt.subplots(figsize=(7, 5), dpi=110, layout="constrained")
+        if len(axes) == 2:
+            _heatmap(fig, ax, spec, axes, picks, saving)
+        else:
+            _curve(ax, spec, tables, axes, picks, saving)
+        ax.set_title(title(spec, tables, axes))
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+def _ticks(values, picks, limit: int = 10):
+    """Tick positions (cell indices) and labels: at most ``limit``, evenly spread."""
+    pos = np.unique(np.linspace(0, len(picks) - 1, min(len(picks), limit)).round().astype(int))
+    return pos, [_fmt(values[picks[i]]) for i in pos]
+
+
+def _heatmap(fig, ax, spec, axes, picks, saving) -> None:
+    xa, ya = axes  # the axis with the most values along x (the wider side)
+    grid = saving.T  # rows: y values
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
+    for which, a, p in (("x", xa, picks[0]), ("y", ya, picks[1])):
+        pos, labels = _ticks(getattr(spec, a), p)
+        getattr(ax, f"set_{which}ticks")(pos, labels)
+        getattr(ax, f"set_{which}label")(LABELS[a])
+    if len(picks[0]) <= ANNOTATE_CELLS and len(picks[1]) <= ANNOTATE_CELLS:
+        mid = np.nanmean(grid)
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                        color="white" if grid[i, j] < mid else "black")
+    fig.colorbar(im, ax=ax, label="energy saving (%)")
+
+
+def _curve(ax, spec, tables, axes, picks, saving) -> None:
+    base = tables.baseline_energy_j / 3.6e6
+    if not axes:  # a single configuration
+        ax.bar([0], saving, width=0.5)
+        ax.set_xticks([0], ["this configuration"])
+    elif axes[0] == "precision":
+        labels = [spec.precision[i] for i in picks[0]]
+        ax.bar(range(len(labels)), saving, width=0.6)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel(LABELS["precision"])
+    else:
+        x = np.asarray(getattr(spec, axes[0]), float)[picks[0]]
+        ax.plot(x, saving, "o-", ms=3)
+        ax.set_xlabel(LABELS[axes[0]])
+    ax.set_ylabel("energy saving (%)")
+    ax.axhline(0, color="0.5", lw=0.8)
+    sec = ax.secondary_yaxis("right", functions=(lambda s: base * (1 - s / 100), lambda e: 100 * (1 - e / base)))
+    sec.set_ylabel("training energy (kWh)")
+    ax.grid(alpha=0.3)
