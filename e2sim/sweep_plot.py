@@ -8,12 +8,11 @@ values), evaluated from the precomputed tables: the plot never reads the dataset
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from .output import write_atomic
+from .plotstyle import FONT_PT, MIN_FONT_PT, compose_title, finish, new_figure, style_axes
 from .sweep import AXES, SweepSpec, Tables, evaluate_columns
 
 MAX_CELLS = 60  # values per plotted axis
@@ -27,7 +26,7 @@ LABELS = {
     "psg_fallback": "PSG fallback fraction (of weight-gradient entries)",
     "smd": "SMD drop rate (fraction of iterations)",
 }
-SHORT = {"precision": "precision", "psg_msb_bits": "MSB bits", "grad_bits": "grad bits",
+SHORT = {"precision": "precision", "psg_msb_bits": "PSG MSB bits", "grad_bits": "PSG grad bits",
          "slu_skip": "SLU skip", "psg_fallback": "PSG fallback", "smd": "SMD"}
 
 
@@ -63,33 +62,21 @@ def saving_grid(spec: SweepSpec, tables: Tables, axes: list[str]):
 
 
 def title(spec: SweepSpec, tables: Tables, axes: list[str]) -> str:
-    held = [f"{SHORT[a]} {_fmt(getattr(spec, a)[0])}" for a in AXES
-            if spec.active(a) and a not in axes]
-    base_kwh = tables.baseline_energy_j / 3.6e6
-    return (f"{tables.workload_name or spec.workload} on {spec.profile}: energy saving vs "
-            f"{spec.baseline} baseline ({base_kwh:.3g} kWh)\n" + ("held at: " + ", ".join(held) if held else ""))
+    held = [f"{SHORT[a]} {_fmt(getattr(spec, a)[0])}" for a in AXES if spec.active(a) and a not in axes]
+    what = f"energy saving vs the {spec.baseline} baseline ({tables.baseline_energy_j / 3.6e6:.3g} kWh)"
+    return compose_title(tables.workload_name or spec.workload, spec.profile,
+                         what + ("; held at " + ", ".join(held) if held else ""))
 
 
-def plot_saving(spec: SweepSpec, tables: Tables, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_saving(spec: SweepSpec, tables: Tables, path: Path) -> Path:
     axes = plotted_axes(spec)
     picks, saving = saving_grid(spec, tables, axes)
-    with plt.rc_context({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
-                         "ytick.labelsize": 8}):
-        fig, ax = plt.subplots(figsize=(7, 5), dpi=110, layout="constrained")
-        if len(axes) == 2:
-            _heatmap(fig, ax, spec, axes, picks, saving)
-        else:
-            _curve(ax, spec, tables, axes, picks, saving)
-        ax.set_title(title(spec, tables, axes))
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    fig, ax = new_figure(figsize=(7.5, 5.2))
+    if len(axes) == 2:
+        _heatmap(fig, ax, spec, axes, picks, saving)
+    else:
+        _curve(ax, spec, tables, axes, picks, saving)
+    return finish(fig, path, title=title(spec, tables, axes))
 
 
 def _ticks(values, picks, limit: int = 10):
@@ -110,19 +97,23 @@ def _heatmap(fig, ax, spec, axes, picks, saving) -> None:
         mid = np.nanmean(grid)
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
-                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=MIN_FONT_PT,
                         color="white" if grid[i, j] < mid else "black")
-    fig.colorbar(im, ax=ax, label="energy saving (%)")
+    cb = fig.colorbar(im, ax=ax)
+    cb.set_label("energy saving (%)", fontsize=FONT_PT)
+    style_axes(cb.ax)
 
 
 def _curve(ax, spec, tables, axes, picks, saving) -> None:
     base = tables.baseline_energy_j / 3.6e6
     if not axes:  # a single configuration
-        ax.bar([0], saving, width=0.5)
+        bars = ax.bar([0], saving, width=0.5)
+        ax.bar_label(bars, fmt="%.1f %%", fontsize=FONT_PT)
         ax.set_xticks([0], ["this configuration"])
     elif axes[0] == "precision":
         labels = [spec.precision[i] for i in picks[0]]
-        ax.bar(range(len(labels)), saving, width=0.6)
+        bars = ax.bar(range(len(labels)), saving, width=0.6)
+        ax.bar_label(bars, fmt="%.1f %%", fontsize=FONT_PT)
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel(LABELS["precision"])
     else:
@@ -132,5 +123,6 @@ def _curve(ax, spec, tables, axes, picks, saving) -> None:
     ax.set_ylabel("energy saving (%)")
     ax.axhline(0, color="0.5", lw=0.8)
     sec = ax.secondary_yaxis("right", functions=(lambda s: base * (1 - s / 100), lambda e: 100 * (1 - e / base)))
-    sec.set_ylabel("training energy (kWh)")
+    sec.set_ylabel("training energy (kWh)", fontsize=FONT_PT)
+    style_axes(sec)
     ax.grid(alpha=0.3)
