@@ -45,7 +45,7 @@ SHORT_HELP: dict[str, str] = {
     "profiles": "List the bundled hardware profiles (hardware_profiles/*.yaml).",
     "psg-accuracy": "How often PSG's predicted weight-gradient sign is right, per conv layer, on a short real "
                     "training run.",
-    "sweep": "Energy / time / saving over a grid of technique settings -> sweep.parquet, sweep.csv, tradeoff.png.",
+    "sweep": "Energy / time / saving over a grid of technique settings -> a Parquet dataset and saving.png.",
     "train": "Train a workload's model with SMD / SLU / PSG; writes curves, statistics and checkpoints into --out.",
     "validate": "Measured vs estimated energy per marked window of a power log (total, idle/static, dynamic), with "
                 "a PNG of the trace; or, with --published, profile predictions vs published Zynq-7000 "
