@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, Strict, ValidationError
 
 from .errors import E2simError
 
 M = TypeVar("M", bound=BaseModel)
+
+# Strict scalar types for every config model: YAML's `true` or "10" is not silently an int, a string is not
+# a number, and a real number is finite (YAML's .inf / .nan are refused where they are read).
+Int = Annotated[int, Strict()]
+Real = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 @functools.cache
@@ -65,18 +70,42 @@ def read_yaml(path: str | Path) -> Any:
         raise E2simError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """First error of a pydantic ValidationError as 'key.path: message'."""
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+def _input_loc(loc: tuple, data: Any, missing: bool) -> list:
+    """The part of a pydantic error location that names the input: union members ('str', 'Dataset') and
+    validator tags are dropped, keeping the keys and indexes the input has (and a missing key's name)."""
+    out, node = [], data
+    for i, seg in enumerate(loc):
+        if isinstance(node, dict) and seg in node:
+            out.append(seg)
+            node = node[seg]
+        elif isinstance(node, (list, tuple)) and isinstance(seg, int) and 0 <= seg < len(node):
+            out.append(seg)
+            node = node[seg]
+        elif missing and i == len(loc) - 1:
+            out.append(seg)
+    return out
+
+
+def format_validation_error(exc: ValidationError, data: Any = None) -> str:
+    """The most specific error of a pydantic ValidationError as 'key.path: message' (the input ``data``,
+    when given, lets union member names be dropped from the path)."""
+    errors = exc.errors()
+    err = max(errors, key=lambda e: len(e["loc"]))  # deepest: a union's narrowest member error
+    loc_parts = (_input_loc(tuple(err["loc"]), data, err["type"] == "missing") if data is not None
+                 else list(err["loc"]))
+    # A key with a control character (a quoted "a\nb" in YAML) is shown escaped: the message stays one line.
+    loc = ".".join(str(x) if str(x).isprintable() else repr(x) for x in loc_parts)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "missing required key"
-    more = len(exc.errors()) - 1
+    elif err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    more = len(errors) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{loc}: {msg}{suffix}"
+    # A model-level check names its fields in its message.
+    return f"{loc}: {msg}{suffix}" if loc else f"{msg}{suffix}"
 
 
 def validate(model: type[M], data: Any, source: str) -> M:
@@ -84,7 +113,7 @@ def validate(model: type[M], data: Any, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise E2simError(f"{source}: {format_validation_error(exc)}") from None
+        raise E2simError(f"{source}: {format_validation_error(exc, data)}") from None
 
 
 def load_model(model: type[M], path: str | Path) -> M:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import E2simError
-from .workload import Workload
+from .workload import MAX_BATCH, Workload
 
 PASSES = ("fwd", "bwd_input", "bwd_weight", "update")
 TENSORS = ("input", "weight", "output", "grad_output", "grad_input", "grad_weight", "state")
@@ -106,6 +106,8 @@ class Counts:
 
 def count(workload: Workload, batch_size: int | None = None) -> Counts:
     """Per-layer, per-pass counts of one training iteration (default batch: the workload's)."""
+    if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
+        raise E2simError(f"batch size {batch_size}: must be in [1, {MAX_BATCH}]")
     layers = workload.layers
     nl, npass, nt = len(layers), len(PASSES), len(TENSORS)
     ms = np.zeros((nl, npass), np.int64)

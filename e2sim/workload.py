@@ -10,9 +10,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .config import bundled_or_path, load_model, validate
+from .config import Int, Real, bundled_or_path, format_validation_error, load_model, validate
 from .errors import E2simError
 
 PKG_ROOT = Path(__file__).resolve().parent.parent
@@ -27,11 +27,27 @@ GEMM_KINDS = ("conv", "linear", "lstm")
 # (downsample) path always runs, as in SkipNet's recurrent-gate ResNets; `gate` layers are the SLU gates.
 Role = Literal["stem", "main", "shortcut", "gate", "head"]
 
-# Sizes are bounded so that every count of a layer fits int64 with room for a large batch (a dimension
-# of 2^20 is far beyond any CNN; a product of all of them overflows otherwise, silently in numpy).
-Dim = Annotated[int, Field(ge=1, le=2**20)]
+# Sizes are bounded so that every count fits int64 (numpy wraps around silently past it). A dimension of
+# 2^20 is far beyond any CNN; per layer and sample, a tensor holds at most 2^36 elements and a forward pass
+# at most 2^40 MACs; per sample, a whole network at most 2^42 (MACs plus tensor and weight elements:
+# VGG-16 at 224x224 is ~2^34); a batch at most 2^14 samples. Per-iteration counts then stay below ~2^61.
+MAX_DIM = 2**20
+MAX_LAYER_ELEMS = 2**36
+MAX_LAYER_MACS = 2**40
+MAX_SAMPLE_WORK = 2**42
+MAX_BATCH = 2**14
+# A training schedule of a billion iterations is ~15,000x E2-Train's 64k; more is a typo, not a run.
+MAX_ITERATIONS = 10**9
+MAX_IMAGES = 10**10
+Dim = Annotated[Int, Field(ge=1, le=MAX_DIM)]
 Shape3 = Annotated[tuple[Dim, Dim, Dim], Field(description="(C, H, W) per sample")]
 Pair = tuple[Dim, Dim]
+BatchSize = Annotated[Int, Field(ge=1, le=MAX_BATCH)]
+Iterations = Annotated[Int, Field(ge=1, le=MAX_ITERATIONS)]
+
+
+def _elems(shape: tuple[int, int, int]) -> int:
+    return shape[0] * shape[1] * shape[2]
 
 
 class _Strict(BaseModel):
@@ -51,11 +67,11 @@ class Layer(_Strict):
     role: Role = "main"
     kernel: Pair = (1, 1)
     stride: Pair = (1, 1)
-    padding: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] = (0, 0)
+    padding: tuple[Annotated[Int, Field(ge=0, le=MAX_DIM)], Annotated[Int, Field(ge=0, le=MAX_DIM)]] = (0, 0)
     groups: Dim = 1
     bias: bool = False
     # Number of summed inputs of an `add` layer (a residual add has 2).
-    n_inputs: Annotated[int, Field(ge=1, le=64)] = 1
+    n_inputs: Annotated[Int, Field(ge=1, le=64)] = 1
     # False where the layer's input needs no gradient (the network input): no `bwd_input` pass.
     needs_input_grad: bool = True
     # LSTM: hidden size; the input size is in_shape[0]. Gates run one step per block.
@@ -95,7 +111,26 @@ class Layer(_Strict):
             raise ValueError("n_inputs applies to add layers only")
         if self.role in ("main", "shortcut", "gate") and self.block is None and self.role != "gate":
             raise ValueError(f"role {self.role!r} needs a block")
+        for what, shape in (("in_shape", self.in_shape), ("out_shape", self.out_shape)):
+            if _elems(shape) > MAX_LAYER_ELEMS:
+                raise ValueError(f"{what} {shape} holds {_elems(shape):,} elements per sample (at most 2^36)")
+        if self.weight_elems > MAX_LAYER_ELEMS:
+            raise ValueError(f"{self.weight_elems:,} weights (at most 2^36)")
+        if self.fwd_macs > MAX_LAYER_MACS:
+            raise ValueError(f"{self.fwd_macs:,} forward MACs per sample (at most 2^40)")
         return self
+
+    @property
+    def fwd_macs(self) -> int:
+        """Forward MACs per sample (conv, linear, lstm; 0 for the others). counts.py has the full rules."""
+        if self.kind == "conv":
+            return _elems(self.out_shape) * (self.in_shape[0] // self.groups) * self.kernel[0] * self.kernel[1]
+        if self.kind == "linear":
+            return self.in_shape[0] * self.out_shape[0]
+        if self.kind == "lstm":
+            h = self.hidden or self.out_shape[0]
+            return 4 * h * (self.in_shape[0] + h)
+        return 0
 
     @property
     def weight_elems(self) -> int:
@@ -115,20 +150,35 @@ class Layer(_Strict):
         return 0
 
 
+def sample_work(layers) -> int:
+    """Forward MACs plus input, output and weight elements of ``layers`` for one sample: the size bound."""
+    return sum(L.fwd_macs + _elems(L.in_shape) + _elems(L.out_shape) + L.weight_elems for L in layers)
+
+
 class Block(_Strict):
     """A residual block. `gated` blocks are the ones selective layer update may skip."""
 
     name: str
-    stage: int = Field(ge=0)
+    stage: Int = Field(ge=0, le=64)
     gated: bool
 
 
 class Dataset(_Strict):
     name: str
-    classes: PositiveInt
-    train_images: PositiveInt
-    test_images: PositiveInt
+    classes: Dim
+    train_images: Annotated[Int, Field(ge=1, le=MAX_IMAGES)]
+    test_images: Annotated[Int, Field(ge=1, le=MAX_IMAGES)]
     image_shape: Shape3
+
+    @model_validator(mode="after")
+    def _check(self) -> Dataset:
+        # The bundled builders' stems widen the image to 32 channels at full resolution: bound the pixels
+        # so that layer stays within MAX_LAYER_ELEMS (a 2^14 x 2^14 image), and the channels likewise.
+        _, h, w = self.image_shape
+        if h * w > 2**28 or _elems(self.image_shape) > MAX_LAYER_ELEMS:
+            raise ValueError(f"image_shape {self.image_shape}: at most 2^28 pixels (16384 x 16384) and 2^36 "
+                             f"elements per image")
+        return self
 
 
 # model_construct: these literals are valid (tests validate them), and validating at import costs start-up.
@@ -144,12 +194,20 @@ DATASETS: dict[str, Dataset] = {
 class Schedule(_Strict):
     """Training schedule; defaults are E2-Train's (../shared/reference/e2train-paper.md §6)."""
 
-    iterations: PositiveInt = 64_000
-    lr: float = Field(0.1, gt=0)
-    lr_milestones: tuple[PositiveInt, ...] = (32_000, 48_000)
-    lr_decay: float = Field(0.1, gt=0, le=1)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
+    iterations: Iterations = 64_000
+    # A learning rate above 10 or a weight decay above 1 diverges at once: typos, not settings.
+    lr: Real = Field(0.1, gt=0, le=10)
+    lr_milestones: tuple[Iterations, ...] = Field((32_000, 48_000), max_length=64)
+    lr_decay: Real = Field(0.1, gt=0, le=1)
+    momentum: Real = Field(0.9, ge=0, lt=1)
+    weight_decay: Real = Field(1e-4, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Schedule:
+        m = self.lr_milestones
+        if any(b <= a for a, b in zip(m, m[1:])):
+            raise ValueError(f"lr_milestones {list(m)} must be strictly increasing")
+        return self
 
 
 class WorkloadFile(_Strict):
@@ -159,10 +217,10 @@ class WorkloadFile(_Strict):
     name: str = Field(min_length=1)
     model: str = Field(min_length=1, description="bundled builder name, or 'custom' with explicit layers")
     dataset: str | Dataset = "cifar10"
-    batch_size: Dim = 128
+    batch_size: BatchSize = 128
     schedule: Schedule = Field(default_factory=Schedule)
-    layers: list[Layer] | None = None
-    blocks: list[Block] | None = None
+    layers: list[Layer] | None = Field(None, max_length=10_000)
+    blocks: list[Block] | None = Field(None, max_length=10_000)
 
 
 class Workload(_Strict):
@@ -171,7 +229,7 @@ class Workload(_Strict):
     name: str
     model: str
     dataset: Dataset
-    batch_size: Dim
+    batch_size: BatchSize
     schedule: Schedule = Field(default_factory=Schedule)
     layers: tuple[Layer, ...]
     blocks: tuple[Block, ...] = ()
@@ -200,6 +258,10 @@ class Workload(_Strict):
                 f"first layer input {self.layers[0].in_shape} differs from the dataset image shape "
                 f"{self.dataset.image_shape}"
             )
+        work = sample_work(self.layers)
+        if work > MAX_SAMPLE_WORK:
+            raise ValueError(f"layers: {work:,} forward MACs plus tensor and weight elements per sample (at most "
+                             f"2^42, ~100x VGG-16 at 224x224)")
         return self
 
     @cached_property
@@ -243,7 +305,17 @@ def resolve(spec: WorkloadFile, source: str = "<workload>") -> Workload:
             raise E2simError(
                 f"{source}: model: unknown model {spec.model!r} (known: custom, {', '.join(BUILDERS)})"
             )
-        layers, blocks = BUILDERS[spec.model](classes=dataset.classes, image_shape=dataset.image_shape)
+        # Only the dataset reaches a builder: its classes or image shape may put a layer, or the whole
+        # network, out of bounds; say so naming the dataset, not a layer the user never wrote.
+        where = (f"{source}: dataset: model {spec.model!r} cannot be built for {dataset.classes} classes and "
+                 f"image shape {list(dataset.image_shape)}")
+        try:
+            layers, blocks = BUILDERS[spec.model](classes=dataset.classes, image_shape=dataset.image_shape)
+        except ValidationError as exc:
+            raise E2simError(f"{where}: {format_validation_error(exc)}") from None
+        if sample_work(layers) > MAX_SAMPLE_WORK:
+            raise E2simError(f"{where}: {sample_work(layers):,} forward MACs plus tensor and weight elements per "
+                             f"sample (at most 2^42, ~100x VGG-16 at 224x224)")
     data = dict(
         name=spec.name, model=spec.model, dataset=dataset, batch_size=spec.batch_size,
         schedule=spec.schedule, layers=layers, blocks=blocks,

@@ -4,14 +4,15 @@ import click
 
 from ..output import FORMATS, emit, frame_to_text, to_json
 from .technique_options import run_estimate_with_techniques, technique_options, uses_techniques
+from ..workload import MAX_BATCH, MAX_ITERATIONS
 
 
 @click.command("estimate")
 @click.option("--workload", required=True, help="bundled workload name or a workload YAML file")
 @click.option("--profile", default="zedboard", show_default=True, help="bundled profile name or a profile YAML file")
 @click.option("--precision", type=click.Choice(("fp32", "fp16", "int8", "int16")), default="fp32", show_default=True)
-@click.option("--iterations", type=click.IntRange(min=1), default=None, help="override the schedule's iterations")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="override the workload's batch size")
+@click.option("--iterations", type=click.IntRange(min=1, max=MAX_ITERATIONS), default=None, help="override the schedule's iterations")
+@click.option("--batch-size", type=click.IntRange(min=1, max=MAX_BATCH), default=None, help="override the workload's batch size")
 @click.option("--scalesim-compat", is_flag=True, help="count as SCALE-Sim 3.0.0 does (CALC mode: no stalls)")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @technique_options

@@ -7,6 +7,7 @@ import click
 
 from ..output import FORMATS, emit, frame_to_text
 from ..train.psg_probe import ProbeSettings, run_probe
+from ..workload import MAX_BATCH
 
 
 class _CommaList(click.ParamType):
@@ -48,7 +49,7 @@ def _grad_bits(ctx, param, value):
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="training steps")
 @click.option("--sample-every", type=click.IntRange(min=1), default=10, show_default=True,
               help="compare signs at every k-th step")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="default: the workload's")
+@click.option("--batch-size", type=click.IntRange(min=1, max=MAX_BATCH), default=None, help="default: the workload's")
 @click.option("--bits", type=click.IntRange(2, 16), default=8, show_default=True, help="forward input bits")
 @click.option("--msb-bits", type=_CommaList(int, 2, 16), default="4", show_default=True,
               help="predictor input MSB bits (comma list to sweep)")

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import click
 
+from ..workload import MAX_BATCH, MAX_ITERATIONS
+
 
 @click.command("train")
 @click.option("--workload", required=True, help="bundled workload name or a workload YAML file")
 @click.option("--data", default="digits", show_default=True,
               help="'digits' (bundled scikit-learn digits), 'synthetic' (speed tests), or a CIFAR-10/100 "
                    "directory in the python-pickle layout")
-@click.option("--iterations", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--iterations", type=click.IntRange(min=1, max=MAX_ITERATIONS), default=500, show_default=True,
               help="scheduled iterations (SMD-dropped ones count)")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="default: the workload's")
+@click.option("--batch-size", type=click.IntRange(min=1, max=MAX_BATCH), default=None, help="default: the workload's")
 @click.option("--smd", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="stochastic mini-batch dropping: probability that an iteration's batch is dropped")
 @click.option("--slu", is_flag=True, help="selective layer update: gated blocks with the energy regulariser")
