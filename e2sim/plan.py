@@ -118,15 +118,20 @@ _PRESETS: dict[str, tuple[int, int, bool]] = {
 }
 
 
+def preset(precision: str) -> tuple[int, int, bool]:
+    """(activation and weight bits, gradient bits, floating point?) of a precision preset."""
+    if precision not in _PRESETS:
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(_PRESETS)})")
+    return _PRESETS[precision]
+
+
 def base_plan(counts: Counts, precision: str = "fp32", iterations: int = 1) -> Plan:
     """One item per (layer, pass) with work, every operand at the preset's width.
 
     The optimizer state and the master weights of the update pass stay at 32 bits in every preset
     (mixed-precision practice: Micikevicius et al. 2018; Banner et al. 2018 keep fp32 master weights).
     """
-    if precision not in _PRESETS:
-        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(_PRESETS)})")
-    act_bits, grad_bits, is_float = _PRESETS[precision]
+    act_bits, grad_bits, is_float = preset(precision)
     nl, npass = counts.macs_sample.shape
     li, pi = np.meshgrid(np.arange(nl), np.arange(npass), indexing="ij")
     li, pi = li.reshape(-1), pi.reshape(-1)

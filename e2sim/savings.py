@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .errors import E2simError
 from .estimate import Estimate, estimate_plan
 from .profile import HardwareProfile
-from .techniques import PSG, SLU, SMD, PSGBits, Techniques, baseline_plan, build
+from .techniques import PSG, SLU, SMD, Baseline, PSGBits, Techniques, baseline_plan, build
 from .workload import Workload, load_workload
 
 
@@ -101,34 +101,38 @@ def _price(workload: Workload, techniques: Techniques, precision: str, profile, 
     return estimate_plan(plan, w, profile, scalesim_compat=compat)
 
 
-def estimate_baseline(workload: Workload, profile, baseline: str = "fp32", iterations: int | None = None,
-                      batch_size: int | None = None, compat: bool = False) -> Estimate:
-    return estimate_plan(baseline_plan(workload, baseline, iterations, batch_size), workload, profile,
-                         scalesim_compat=compat)
+def estimate_baseline(workload: Workload, profile, baseline: str | None = None, iterations: int | None = None,
+                      batch_size: int | None = None, compat: bool = False, precision: str = "fp32") -> Estimate:
+    """The baseline's estimate; ``baseline`` None is plain training at ``precision`` (the run's)."""
+    plan = baseline_plan(workload, baseline or precision, iterations, batch_size, precision)
+    return estimate_plan(plan, workload, profile, scalesim_compat=compat)
 
 
 def estimate_with_savings(workload: str | Workload, profile: str | HardwareProfile = "zedboard",
                           precision: str = "fp32", techniques: Techniques = Techniques(), *,
-                          baseline: str = "fp32", iterations: int | None = None, batch_size: int | None = None,
+                          baseline: str | None = None, iterations: int | None = None, batch_size: int | None = None,
                           scalesim_compat: bool = False) -> Savings:
+    """The configuration's estimate beside the baseline's (default: plain training at ``precision``)."""
     w = load_workload(workload)
     cfg = _price(w, techniques, precision, profile, iterations, batch_size, scalesim_compat)
-    base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat)
-    return Savings(cfg, base, baseline, techniques.label)
+    base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat, precision)
+    return Savings(cfg, base, Baseline(baseline or precision, precision).name, techniques.label)
 
 
 def compare(workload: str | Workload, profile: str | HardwareProfile = "zedboard", precision: str = "fp32",
-            techniques: Techniques = Techniques(), *, baseline: str = "fp32", iterations: int | None = None,
+            techniques: Techniques = Techniques(), *, baseline: str | None = None, iterations: int | None = None,
             batch_size: int | None = None, scalesim_compat: bool = False):
-    """One row per technique alone and combined (those configured), plus the baseline row."""
+    """One row per technique alone and combined (those configured), plus the baseline row (default: plain
+    training at ``precision``)."""
     import pandas as pd
 
     w = load_workload(workload)
     subsets = techniques.subsets()
     if not subsets:
         raise E2simError("--compare needs at least one technique (--smd, --slu-skip/--slu-stats, --psg)")
-    base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat)
-    rows = [{"config": f"baseline:{baseline}", "energy_j": base.energy_j, "time_s": base.time_s,
+    base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat, precision)
+    name = Baseline(baseline or precision, precision).name
+    rows = [{"config": f"baseline:{name}", "energy_j": base.energy_j, "time_s": base.time_s,
              "saving": 0.0, "time_saving": 0.0}]
     for t in subsets:
         e = _price(w, t, precision, profile, iterations, batch_size, scalesim_compat)

@@ -41,7 +41,7 @@ from .estimate import estimate_plan
 from .plan import PRECISIONS, Plan, base_plan
 from .profile import load_profile
 from .techniques import PSG, PSGBits, baseline_plan
-from .techniques.psg import check_bits, check_fraction
+from .techniques.psg import MSB_GRAD_BITS, check_bits, check_fraction
 from .techniques.slu import add_gates, check_ratio, keep_per_layer, skipped_items
 from .techniques.smd import check_rate, executed_iterations
 from .workload import load_workload
@@ -254,7 +254,7 @@ class Tables:
 def _bit_plan(counts, w, spec: SweepSpec, prec: str, msb: int, grad: int) -> Plan:
     plan = base_plan(counts, prec, 1)
     if spec.psg:
-        bits = PSGBits(msb_act=int(msb), grad=int(grad), msb_grad=min(PSGBits.msb_grad, int(grad)))
+        bits = PSGBits(msb_act=int(msb), grad=int(grad), msb_grad=min(MSB_GRAD_BITS, int(grad)))
         plan = PSG(bits, fallback=1.0).apply(plan, w)
     return plan
 

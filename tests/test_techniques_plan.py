@@ -238,7 +238,7 @@ def test_psg_per_layer_fractions():
 # --- baselines ----------------------------------------------------------------------------------------
 
 def test_baselines_by_hand():
-    i8 = items(baseline_plan(W20, "int8")).set_index(["layer", "pass"])
+    i8 = items(baseline_plan(W20, "int8-banner")).set_index(["layer", "pass"])
     bw = i8.loc[("layer1.0.conv1", "bwd_weight")]
     assert (bw.a_bits, bw.b_bits, bw.is_float, bw.grad_output_bits) == (8, 16, False, 16)
     bi = i8.loc[("layer1.0.conv1", "bwd_input")]

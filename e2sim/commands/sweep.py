@@ -18,8 +18,8 @@ from ..sweep import DEFAULT_CHUNK, MAX_CHUNK, MAX_CONFIGS
 @click.option("--psg-fallback", default=None, help="PSG fallback fractions: range or list, in [0, 1] (default 0)")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="SMD: Binomial draw of executed iterations per rate")
-@click.option("--baseline", type=click.Choice(("fp32", "int8", "signsgd", "stochastic-depth")), default="fp32",
-              show_default=True)
+@click.option("--baseline", type=click.Choice(("fp32", "fp16", "int8", "int16", "int8-banner", "signsgd",
+                                               "stochastic-depth")), default="fp32", show_default=True)
 @click.option("--max-configs", type=click.IntRange(min=1), default=MAX_CONFIGS, show_default=True,
               help="refuse grids with more configurations than this")
 @click.option("--chunk-size", type=click.IntRange(1, MAX_CHUNK), default=DEFAULT_CHUNK, show_default=True,

@@ -42,8 +42,9 @@ def technique_options(f):
         click.option("--psg-fallback", type=Rate(0, 1, False), default=None,
                      help="PSG: fraction of weight-gradient entries recomputed at full precision"),
         click.option("--psg-stats", type=str, default=None, help="PSG: per-layer fallback fractions (stats file)"),
-        click.option("--baseline", type=click.Choice(BASELINES), default="fp32", show_default=True,
-                     help="what the saving is measured against"),
+        click.option("--baseline", type=click.Choice(BASELINES), default=None,
+                     help="what the saving is measured against [default: plain SGD at --precision]; "
+                          "int8-banner: Banner et al. 8-bit training; signsgd / stochastic-depth at --precision"),
         click.option("--compare", is_flag=True,
                      help="one row per technique alone and combined (SMD, SLU, PSG, SMD+SLU, all three)"),
     ]
@@ -79,4 +80,4 @@ def run_estimate_with_techniques(workload, profile, precision, iterations, batch
 
 def uses_techniques(opts: dict) -> bool:
     """Whether any technique, a non-default baseline or --compare was asked for."""
-    return any(opts[k] not in (None, False) for k in TECHNIQUE_KEYS) or opts["compare"] or opts["baseline"] != "fp32"
+    return any(opts[k] not in (None, False) for k in TECHNIQUE_KEYS) or opts["compare"] or opts["baseline"] is not None

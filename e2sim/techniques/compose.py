@@ -65,6 +65,8 @@ def build(workload: Workload, techniques: Sequence[Technique] | Techniques = (),
 
 
 def baseline_plan(workload: Workload, kind: str = "fp32", iterations: int | None = None,
-                  batch_size: int | None = None) -> Plan:
-    """The plan of a named baseline (see baselines.py) over the plain workload."""
-    return build(workload, [Baseline(kind)], base_precision(kind), iterations, batch_size)[1]
+                  batch_size: int | None = None, precision: str = "fp32") -> Plan:
+    """The plan of a named baseline (see baselines.py) over the plain workload; ``precision`` is the run's
+    (signsgd and stochastic-depth compute at it, the others at their own)."""
+    return build(workload, [Baseline(kind, precision)], base_precision(kind, precision), iterations,
+                 batch_size)[1]

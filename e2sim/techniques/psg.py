@@ -5,10 +5,15 @@ PSG covers every convolution (the first conv, the 1x1 downsample shortcuts and t
 the FC classifier, batchnorms and the gate LSTM keep full-precision SGD (reference §3, "Which layers").
 For a PSG conv:
 - fwd: activations ``act`` bits x weights ``weight`` bits, fixed point (default 8 x 8);
-- bwd_input: output gradient ``grad`` bits x weights; the code leaves the error unquantized (32 bits), which
-  e2sim prices as floating point; a narrower gradient is fixed point;
+- bwd_input: output gradient ``grad`` bits x weights. ``grad`` defaults to the run's precision's gradient
+  (``--precision``): fp32 gives the official code's unquantized 32-bit floating-point error, fp16 16-bit
+  floating point, int8 / int16 8- / 16-bit fixed point. PSG is applied on top of the chosen precision, so
+  it never widens a gradient the precision already narrowed (with a 32-bit error, PSG at int8 would cost
+  more than plain int8 training). An explicit ``grad`` of 32 is floating point, a narrower one fixed point
+  (floating point if it equals a floating-point precision's gradient width);
 - bwd_weight becomes two items: the predictor (tag ``psg_predict``) over the whole weight gradient from the
-  MSB parts (input ``msb_act`` bits x output gradient ``msb_grad`` bits, fixed point), plus the
+  MSB parts (input ``msb_act`` bits x output gradient ``msb_grad`` bits, fixed point; ``msb_grad`` defaults
+  to 16 bits, or ``grad`` if that is narrower), plus the
   full-precision weight gradient (``act`` x ``grad`` bits, tag ``psg_fallback``) for the fraction F of
   entries whose predicted magnitude is below the threshold: Plan.scale = F. Each entry is an independent
   reduction, so recomputing a fraction F of the entries is F of the pass's work;
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import E2simError
-from ..plan import Plan
+from ..plan import Plan, preset
 from ..workload import Workload
 from ._plan_ops import BWD_IN, BWD_W, FWD, UPD, rebase, set_items, tensor_bits, with_update_rule
 
@@ -42,28 +47,48 @@ def check_bits(value: int, what: str) -> int:
     return int(value)
 
 
+# The official code's predictor gradient width (reference §3); capped at the full gradient width.
+MSB_GRAD_BITS = 16
+
+
 @dataclass(frozen=True)
 class PSGBits:
-    """Bit-widths of PSG; defaults are the official code's (reference §3)."""
+    """Bit-widths of PSG; defaults are the official code's (reference §3). ``grad`` and ``msb_grad`` left at
+    None follow the run's precision (see the module docstring); ``resolve`` fixes them."""
 
     act: int = 8
     weight: int = 8
-    grad: int = 32
+    grad: int | None = None
     msb_act: int = 4
     msb_weight: int = 4
-    msb_grad: int = 16
+    msb_grad: int | None = None
 
     def __post_init__(self):
         for name in ("act", "weight", "grad", "msb_act", "msb_weight", "msb_grad"):
-            check_bits(getattr(self, name), f"--psg-bits {name}")
+            if getattr(self, name) is not None:
+                check_bits(getattr(self, name), f"--psg-bits {name}")
         for msb, full in (("msb_act", "act"), ("msb_weight", "weight"), ("msb_grad", "grad")):
-            if getattr(self, msb) > getattr(self, full):
-                raise E2simError(f"--psg-bits {msb}: the predictor's MSB part ({getattr(self, msb)} bits) "
-                                 f"cannot be wider than the full width {full} ({getattr(self, full)} bits)")
+            m, f = getattr(self, msb), getattr(self, full)
+            if m is not None and f is not None and m > f:
+                raise E2simError(f"--psg-bits {msb}: the predictor's MSB part ({m} bits) "
+                                 f"cannot be wider than the full width {full} ({f} bits)")
+
+    def resolve(self, precision: str) -> tuple[PSGBits, bool]:
+        """The bit-widths on top of ``precision`` (every field set) and whether the gradient is floating
+        point."""
+        _, prec_grad, prec_float = preset(precision)
+        grad = prec_grad if self.grad is None else self.grad
+        grad_float = grad == 32 or (prec_float and grad == prec_grad)
+        msb_grad = min(MSB_GRAD_BITS, grad) if self.msb_grad is None else self.msb_grad
+        if msb_grad > grad:
+            raise E2simError(f"--psg-bits msb_grad: the predictor's MSB part ({msb_grad} bits) cannot be wider "
+                             f"than the {precision} gradient ({grad} bits)")
+        return replace(self, grad=grad, msb_grad=msb_grad), grad_float
 
     @classmethod
     def parse(cls, text: str) -> PSGBits:
-        """``act=8,weight=8,grad=32,msb_act=4,msb_weight=4,msb_grad=16`` (any subset)."""
+        """``act=8,weight=8,grad=32,msb_act=4,msb_weight=4,msb_grad=16`` (any subset; grad and msb_grad
+        default to the precision's gradient width)."""
         kw: dict[str, int] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, val = part.partition("=")
@@ -124,14 +149,16 @@ class PSG:
         return w
 
     def apply(self, plan: Plan, workload: Workload) -> Plan:
-        b = self.bits
+        b, grad_float = self.bits.resolve(plan.precision)
+        # Stored results (conv outputs, weight gradients) keep the precision's widths: 32 bits at fp32 as
+        # in the official code, 8 at int8 (PSG narrows the arithmetic, it never widens storage).
+        out_bits, wgrad_bits, _ = preset(plan.precision)
         frac = self.fractions(plan)
         conv = psg_layers(plan)[plan.layer]
-        grad_float = b.grad == 32
         p = plan.pass_
         fwd, bi, bw, up = conv & (p == FWD), conv & (p == BWD_IN), conv & (p == BWD_W), conv & (p == UPD)
         plan = set_items(plan, fwd, a_bits=b.act, b_bits=b.weight, is_float=False)
-        plan = replace(plan, tensor_bits=tensor_bits(plan, fwd, input=b.act, weight=b.weight, output=32))
+        plan = replace(plan, tensor_bits=tensor_bits(plan, fwd, input=b.act, weight=b.weight, output=out_bits))
         plan = set_items(plan, bi, a_bits=b.grad, b_bits=b.weight, is_float=grad_float)
         plan = replace(plan, tensor_bits=tensor_bits(plan, bi, grad_output=b.grad, weight=b.weight,
                                                      grad_input=b.grad))
@@ -139,15 +166,16 @@ class PSG:
         fallback = set_items(plan, bw, a_bits=b.act, b_bits=b.grad, is_float=grad_float, tag="psg_fallback",
                              scale=plan.scale[bw] * frac[plan.layer[bw]])
         fallback = replace(fallback, tensor_bits=tensor_bits(fallback, bw, input=b.act, grad_output=b.grad,
-                                                             grad_weight=32)).select(bw)
+                                                             grad_weight=wgrad_bits)).select(bw)
         # Predictor: the MSB weight gradient over every entry (replaces the original item).
         plan = set_items(plan, bw, a_bits=b.msb_act, b_bits=b.msb_grad, is_float=False, tag="psg_predict")
         plan = replace(plan, tensor_bits=tensor_bits(plan, bw, input=b.msb_act, grad_output=b.msb_grad,
-                                                     grad_weight=32))
+                                                     grad_weight=wgrad_bits))
         plan = set_items(plan, up, tag="sign_update")
         counts = with_update_rule(plan.counts, psg_layers(plan), PSG_UPDATE_OPS_PER_PARAM, keeps_state=False)
         plan = rebase(plan, counts)
         fallback = rebase(fallback, counts)
         what = f"fallback {self.fallback:g}" if self.fallback is not None else f"per-layer fallback ({self.source})"
         return plan.concat(fallback).with_notes(
-            f"psg: convs fwd {b.act}x{b.weight} bits, grad {b.grad}, predictor {b.msb_act}x{b.msb_grad}, {what}")
+            f"psg on {plan.precision}: convs fwd {b.act}x{b.weight} bits, grad {b.grad}"
+            f"{' float' if grad_float else ''}, predictor {b.msb_act}x{b.msb_grad}, {what}")
