@@ -5,19 +5,29 @@ Errors name the file and the key path (``layers.3.out_channels``) so the CLI can
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, Strict, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, Strict, ValidationError
 
 from .errors import E2simError
 
 M = TypeVar("M", bound=BaseModel)
 
+# A decimal number in YAML 1.2 notation. PyYAML (YAML 1.1) reads `3.2e9` and `1e-4` as strings (its floats
+# need a dot and a signed exponent), so those strings are numbers; "inf", "0x10", "1_000", " 2" are not.
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _yaml12_float(v: Any) -> Any:
+    return float(v) if isinstance(v, str) and _DECIMAL.fullmatch(v) else v
+
+
 # Strict scalar types for every config model: YAML's `true` or "10" is not silently an int, a string is not
-# a number, and a real number is finite (YAML's .inf / .nan are refused where they are read).
+# a number (but for the exponent notation above), and a real number is finite (.inf / .nan are refused).
 Int = Annotated[int, Strict()]
-Real = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Real = Annotated[float, BeforeValidator(_yaml12_float), Strict(), Field(allow_inf_nan=False)]
 
 
 @functools.cache

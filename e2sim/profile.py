@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .config import bundled_or_path, load_model
+from .config import Int, Real, bundled_or_path, load_model
 from .workload import PKG_ROOT
 
 PROFILE_DIR = PKG_ROOT / "hardware_profiles"
@@ -33,21 +33,57 @@ _UNIT_SUFFIX = re.compile(
 )
 
 
+# Physical range of a constant by the unit its name ends in (upper bounds, all values >= 0): far beyond any
+# real device, so that only typos and overflow bait (1e308) are refused, and every product the energy stage
+# forms (counts below 2^62 times pJ per event, times 1e9 iterations) stays finite. First match wins.
+_UNIT_RANGES: tuple[tuple[str, float, str], ...] = (
+    ("_fraction", 1.0, ""),
+    ("_bytes_per_s", 1e14, "B/s"),  # 100 TB/s
+    ("_bytes", 1e13, "B"),
+    ("_bits", 1e14, "bit"),
+    ("_hz", 1e11, "Hz"),  # 100 GHz
+    ("_per_pe_per_cycle", 1e3, "MACs"),
+    ("_count", 1e8, ""),
+    ("_w", 1e5, "W"),  # 100 kW
+    ("_j", 1e12, "J"),
+)
+_PJ_MAX = 1e6  # pJ per event, per bit or per bit^2 (any *_pj* unit): a microjoule per operation
+
+
+def constant_range(name: str) -> tuple[float, str]:
+    """(upper bound, unit) of a profile constant named ``name``; inf where its unit is unknown."""
+    if "_pj" in name:
+        return _PJ_MAX, "pJ"
+    return next(((hi, unit) for suffix, hi, unit in _UNIT_RANGES if name.endswith(suffix)), (float("inf"), ""))
+
+
 class _Strict(BaseModel):
     # defer_build: validators are built on first validation, not at import (a profile read from the parse
     # cache is never validated again).
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
+    @model_validator(mode="after")
+    def _physical_ranges(self):
+        # Every {value, source} constant of every profile section, by its field name's unit.
+        for name in type(self).model_fields:
+            const = getattr(self, name)
+            if isinstance(const, (Sourced, SourcedInt)):
+                hi, unit = constant_range(name)
+                if not const.value <= hi:
+                    unit = f" {unit}" if unit else ""
+                    raise ValueError(f"{name}: {const.value:g}{unit} is outside the physical range [0, {hi:g}]")
+        return self
+
 
 class Sourced(_Strict):
-    """One constant with where it comes from."""
+    """One constant with where it comes from: a finite number >= 0 (strict: `true` or "2" is no number)."""
 
-    value: float = Field(ge=0)
+    value: Real = Field(ge=0)
     source: str = Field(min_length=8, description="citation, or 'ESTIMATE: ...' with the reasoning")
 
 
 class SourcedInt(_Strict):
-    value: int = Field(ge=1)
+    value: Int = Field(ge=1)
     source: str = Field(min_length=8)
 
 
@@ -59,7 +95,7 @@ class SourcedDataflow(_Strict):
 class ThroughputRule(_Strict):
     """MACs one PE completes per cycle for integer operands of at most ``max_bits`` bits (both)."""
 
-    max_bits: int = Field(ge=2, le=32)
+    max_bits: Int = Field(ge=2, le=32)
     macs_per_pe_per_cycle: Sourced
 
 

@@ -100,9 +100,21 @@ def test_loader_and_profile_errors(tmp_path):
     df.drop(columns="notes").to_csv(tmp_path / "n.csv", index=False)
     with pytest.raises(E2simError, match="columns must be " + ", ".join(COLUMNS[:3])):
         load_published(tmp_path / "n.csv")
+    # Profiles are read through the validated loader: a missing section or an out-of-range constant is
+    # named (it once gave KeyError / TypeError / OverflowError here).
     (tmp_path / "prof.yaml").write_text("name: x\nstatic_power_w: {value: 1, source: abcdefgh}\n")
-    with pytest.raises(E2simError, match="missing compute.int_mult_pj_per_bit2"):
+    with pytest.raises(E2simError, match="prof.yaml: .*missing required key"):
         load_profile_view(tmp_path / "prof.yaml")
+    text = PROFILE.read_text()
+    for old, new, match in (("value: 2.0, source", "value: 1e308, source", r"static_power_w: 1e\+308 W is outside"),
+                            ("max_bits: 8", "max_bits: ws", r"int_throughput.0.max_bits: Input should be a valid integer"),
+                            ("mac_fp32_pj: {value: 4.6", "mac_fp32_pj: {value: .inf", "mac_fp32_pj.value: .*finite"),
+                            ("mac_fp16_pj: {value: 1.5, source: \"Horowitz ISSCC'14 1.1 + 0.4\"}", "mac_fp16_pj: 1.5",
+                             "mac_fp16_pj: Input should be a valid dictionary")):
+        assert old in text
+        (tmp_path / "bad.yaml").write_text(text.replace(old, new, 1))
+        with pytest.raises(E2simError, match=match):
+            load_profile_view(tmp_path / "bad.yaml")
     with pytest.raises(E2simError, match="neither a bundled profile"):
         load_profile_view("no_such_profile")
 

@@ -15,8 +15,9 @@ from ..output import FORMATS, emit, frame_to_text
 @click.option("--fit", "fit", multiple=True, required=True,
               help="linear constant to fit, by key path, e.g. static_power_w, compute.mac_fp32_pj (repeat or comma-separate)")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="new profile YAML to write")
+@click.option("--force", is_flag=True, help="replace --out if it exists")
 @click.option("--output-format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def calibrate(logs, profile, fit, out, fmt) -> None:
+def calibrate(logs, profile, fit, out, force, fmt) -> None:
     """Fit profile constants to measured window energies (non-negative least squares) and write a new
     profile whose fitted constants record the fit: logs, windows, residuals and prior values.
 
@@ -36,15 +37,17 @@ def calibrate(logs, profile, fit, out, fmt) -> None:
 
     from ..config import read_yaml
     from ..output import write_atomic
+    from ..profile import load_profile
     from ..validation.calibrate import calibrated_profile, fit_constants, profile_constants
     from ..validation.manifest import log_windows
     from ..validation.published import profile_path
 
+    if Path(out).exists() and not force:
+        raise E2simError(f"--out {out}: already exists; pass --force to replace it")
     fields = [f.strip() for item in fit for f in item.split(",") if f.strip()]
     src = profile_path(profile)
+    load_profile(src)  # the one validated loader: a bad profile is refused, naming the key, before any fit
     data = read_yaml(src)
-    if not isinstance(data, dict):
-        raise E2simError(f"{src}: expected a mapping at the top level")
     constants = profile_constants(data)
     acts, meas = zip(*(log_windows(lg, str(src)) for lg in logs))
     activity = pd.concat(acts).fillna(0.0)
@@ -65,11 +68,8 @@ def calibrate(logs, profile, fit, out, fmt) -> None:
 
 
 def _check_loads(data: dict, out: str) -> None:
-    """The new profile must load with the hardware profile model, where this installation has it."""
-    try:
-        from ..profile import HardwareProfile
-    except ImportError:
-        return
+    """The new profile must load with the hardware profile model."""
     from ..config import validate
+    from ..profile import HardwareProfile
 
     validate(HardwareProfile, data, f"{out} (calibrated profile)")

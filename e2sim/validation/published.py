@@ -29,13 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import read_yaml
 from ..errors import E2simError
 from ..workload import PKG_ROOT
-from .calibrate import fit_constants, profile_constants
+from .calibrate import fit_constants
 
 PUBLISHED_CSV = PKG_ROOT / "validation" / "published" / "zynq7000.csv"
-PROFILE_DIR = PKG_ROOT / "hardware_profiles"
 COLUMNS = ("id", "design", "reference", "device", "board", "bits", "clock_hz", "dsps", "throughput_gops",
            "throughput_note", "power_w", "power_w_max", "efficiency_gops_per_w", "level", "confidence", "source",
            "notes")
@@ -65,20 +63,15 @@ def load_published(path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:
 
 def profile_path(name_or_path: str | Path) -> Path:
     """A bundled profile name (hardware_profiles/NAME.yaml) or a YAML path."""
-    p = PROFILE_DIR / f"{name_or_path}.yaml"
-    if p.is_file():
-        return p
-    p = Path(name_or_path)
-    if not p.is_file():
-        bundled = sorted(x.stem for x in PROFILE_DIR.glob("*.yaml"))
-        raise E2simError(f"profile: {str(name_or_path)!r} is neither a bundled profile ({', '.join(bundled) or 'none'}) "
-                         "nor an existing file")
-    return p
+    from ..config import bundled_or_path
+    from ..profile import bundled_profiles
+
+    return bundled_or_path("profile", name_or_path, bundled_profiles())
 
 
 @dataclass(frozen=True)
 class ProfileView:
-    """The profile numbers the published-data model needs, in SI, read from the YAML directly."""
+    """The profile numbers the published-data model needs, in SI."""
 
     name: str
     static_power_w: float
@@ -112,20 +105,20 @@ _NEEDED = {"static_power_w": "static_power_w", "int_mult_j_per_bit2": "compute.i
 
 
 def load_profile_view(name_or_path: str | Path) -> ProfileView:
+    """The published-data view of a profile, read through the validated profile loader (every constant
+    finite and in range, types strict) like every other command's."""
+    from ..profile import load_profile
+
     path = profile_path(name_or_path)
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise E2simError(f"{path}: expected a mapping at the top level")
-    consts = profile_constants(data)
+    prof = load_profile(path)
+    consts = prof.linear_constants()
     missing = [k for k in _NEEDED.values() if k not in consts]
     if missing:
         raise E2simError(f"{path}: missing {', '.join(missing)} (each a {{value, source}} mapping)")
-    arr = data.get("array", {}) if isinstance(data.get("array"), dict) else {}
-    rates = tuple((int(r["max_bits"]), float(r["macs_per_pe_per_cycle"]["value"])) for r in arr.get("int_throughput", []))
-    fp = {k: float(arr[f"{k}_macs_per_pe_per_cycle"]["value"]) for k in ("fp16", "fp32")
-          if f"{k}_macs_per_pe_per_cycle" in arr}
-    return ProfileView(name=str(data.get("name", path.stem)), int_rates=rates, fp_rates=fp,
-                       **{f: consts[k] for f, k in _NEEDED.items()})
+    arr = prof.array
+    rates = tuple((r.max_bits, r.macs_per_pe_per_cycle.value) for r in arr.int_throughput)
+    fp = {"fp16": arr.fp16_macs_per_pe_per_cycle.value, "fp32": arr.fp32_macs_per_pe_per_cycle.value}
+    return ProfileView(name=prof.name, int_rates=rates, fp_rates=fp, **{f: consts[k] for f, k in _NEEDED.items()})
 
 
 def parse_bits(bits: str) -> int | str | None:
