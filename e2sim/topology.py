@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import E2simError
-from .workload import Workload
+from .workload import MAX_DIM, MAX_LAYER_ELEMS, MAX_LAYER_MACS, Workload
 
 HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"
 
@@ -86,6 +86,19 @@ def _from_rows(rows) -> Topology:
     return Topology(names, *cols)
 
 
+COLUMNS = tuple(c.strip() for c in HEADER.split(",")[1:-1])
+
+
+def _check_size(p: Path, lineno: int, ih: int, iw: int, fh: int, fw: int, ch: int, nf: int, st: int) -> None:
+    """The workload's per-layer bounds (e2sim.workload), so that every count of the layer fits int64."""
+    oh, ow = -(-(ih - fh + st) // st), -(-(iw - fw + st) // st)
+    checks = (("IFMAP elements", ih * iw * ch, MAX_LAYER_ELEMS), ("OFMAP elements", oh * ow * nf, MAX_LAYER_ELEMS),
+              ("filter weights", fh * fw * ch * nf, MAX_LAYER_ELEMS), ("MACs", oh * ow * fh * fw * ch * nf, MAX_LAYER_MACS))
+    for what, n, cap in checks:
+        if n > cap:
+            raise E2simError(f"{p}: line {lineno}: {n:,} {what} (at most 2^{cap.bit_length() - 1})")
+
+
 def read_topology(path: str | Path) -> Topology:
     """Read a SCALE-Sim topology CSV (header line, then name and 7 integers per row, trailing comma optional)."""
     p = Path(path)
@@ -108,8 +121,12 @@ def read_topology(path: str | Path) -> Topology:
             raise E2simError(f"{p}: line {lineno}: non-integer field") from None
         if min(vals) < 1:
             raise E2simError(f"{p}: line {lineno}: sizes must be positive")
+        if max(vals) > MAX_DIM:
+            col = COLUMNS[vals.index(max(vals))]
+            raise E2simError(f"{p}: line {lineno}: {col} {max(vals)} exceeds {MAX_DIM} (2^20)")
         if vals[2] > vals[0] or vals[3] > vals[1]:
             raise E2simError(f"{p}: line {lineno}: filter larger than the IFMAP")
+        _check_size(p, lineno, *vals)
         rows.append((fields[0], *vals))
     if not rows:
         raise E2simError(f"{p}: topology has no layers")

@@ -4,6 +4,10 @@ import click
 
 from ..errors import E2simError
 from ..output import FORMATS, emit, frame_to_text
+from .params import FiniteRange
+
+MAX_ARRAY = 4096  # PEs per side (a TPU v1 is 256 x 256)
+MAX_SRAM_KB = 2**30  # 1 TB per buffer
 
 
 def _array(value: str) -> tuple[int, int]:
@@ -11,8 +15,8 @@ def _array(value: str) -> tuple[int, int]:
         r, c = (int(x) for x in value.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not ROWSxCOLS (e.g. 16x16)", param_hint="--array") from None
-    if r < 1 or c < 1:
-        raise click.BadParameter("array dimensions must be positive", param_hint="--array")
+    if not (1 <= r <= MAX_ARRAY and 1 <= c <= MAX_ARRAY):
+        raise click.BadParameter(f"array dimensions must be in [1, {MAX_ARRAY}]", param_hint="--array")
     return r, c
 
 
@@ -21,8 +25,9 @@ def _sram(value: str) -> tuple[int, int, int]:
         kb = tuple(int(x) for x in value.split(","))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not three integers I,F,O", param_hint="--sram-kb") from None
-    if len(kb) != 3 or min(kb) < 1:
-        raise click.BadParameter("give three positive sizes in KB: IFMAP,FILTER,OFMAP", param_hint="--sram-kb")
+    if len(kb) != 3 or min(kb) < 1 or max(kb) > MAX_SRAM_KB:
+        raise click.BadParameter(f"give three sizes in KB in [1, {MAX_SRAM_KB}]: IFMAP,FILTER,OFMAP",
+                                 param_hint="--sram-kb")
     return kb  # type: ignore[return-value]
 
 
@@ -32,7 +37,7 @@ def _sram(value: str) -> tuple[int, int, int]:
 @click.option("--array", "array", default="16x16", show_default=True, help="PE array ROWSxCOLS")
 @click.option("--dataflow", type=click.Choice(("os", "ws", "is")), default="os", show_default=True)
 @click.option("--sram-kb", default="512,512,512", show_default=True, help="IFMAP,FILTER,OFMAP buffer sizes in KB")
-@click.option("--dram-bw", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--dram-bw", type=FiniteRange(min=0, min_open=True, max=1e6), default=None,
               help="DRAM words per cycle: adds stall cycles where transfers outlast compute")
 @click.option("--scalesim-compat", is_flag=True, help="reproduce SCALE-Sim 3.0.0's counting conventions")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from ..workload import MAX_BATCH, MAX_ITERATIONS
+from .params import FiniteRange
 
 
 @click.command("train")
@@ -13,17 +14,17 @@ from ..workload import MAX_BATCH, MAX_ITERATIONS
 @click.option("--iterations", type=click.IntRange(min=1, max=MAX_ITERATIONS), default=500, show_default=True,
               help="scheduled iterations (SMD-dropped ones count)")
 @click.option("--batch-size", type=click.IntRange(min=1, max=MAX_BATCH), default=None, help="default: the workload's")
-@click.option("--smd", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+@click.option("--smd", type=FiniteRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="stochastic mini-batch dropping: probability that an iteration's batch is dropped")
 @click.option("--slu", is_flag=True, help="selective layer update: gated blocks with the energy regulariser")
-@click.option("--slu-target", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+@click.option("--slu-target", type=FiniteRange(0.0, 1.0, min_open=True), default=None,
               help="fraction of gated blocks to execute (needs --slu)")
-@click.option("--slu-beta", type=click.FloatRange(min=0.0), default=1e-5, show_default=True,
+@click.option("--slu-beta", type=FiniteRange(min=0.0, max=1e3), default=1e-5, show_default=True,
               help="weight of the SLU regulariser (official code: 1e-5)")
 @click.option("--psg", is_flag=True, help="predictive sign gradient descent on every conv (lr 0.03)")
 @click.option("--psg-exact", is_flag=True,
               help="PSG weight gradients from the exact integer kernel (10-20x slower than the float32 path)")
-@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=None,
+@click.option("--lr", type=FiniteRange(min=0.0, min_open=True, max=10.0), default=None,
               help="initial learning rate (default: the workload's, 0.03 with --psg as in the paper)")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--profile", default="zedboard", show_default=True, help="hardware profile for the energy axis")

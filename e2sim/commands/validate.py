@@ -8,8 +8,10 @@ import click
 
 from ..errors import E2simError
 from ..output import FORMATS, emit, frame_to_text
+from .params import FiniteRange
 
 LOG_FORMATS = ("pynq", "ina", "usb", "csv")
+MAX_IDLE_W = 1e5  # the profiles' bound on a power (W): a board idling above 100 kW is a typo
 
 
 def _run_dir(given: str | None) -> Path:
@@ -29,10 +31,11 @@ def _run_dir(given: str | None) -> Path:
 @click.option("--against", help="estimate JSON (e2sim estimate --format json) or a run directory with estimate.json")
 @click.option("--window", "windows", type=int, multiple=True, help="window mark to compare (repeat; default: all but idle)")
 @click.option("--idle-mark", type=int, default=None, help="mark of an idle window: its mean power is the baseline")
-@click.option("--idle-w", type=click.FloatRange(min=0), default=None, help="board idle power in W (instead of --idle-mark)")
+@click.option("--idle-w", type=FiniteRange(min=0, max=MAX_IDLE_W), default=None,
+              help="board idle power in W (instead of --idle-mark)")
 @click.option("--column-map", default=None, help="csv only: ROLE=COLUMN[:UNIT],... roles time, power, voltage, current, rail, mark")
 @click.option("--rail", "rails", multiple=True, help="rails to sum as the board (repeat; default: all)")
-@click.option("--max-gap-s", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-gap-s", type=FiniteRange(min=0, min_open=True, max=1e9), default=None,
               help="largest accepted gap between samples (default: 10 x the median interval)")
 @click.option("--sort", is_flag=True, help="sort unsorted timestamps instead of failing")
 @click.option("--allow-negative", is_flag=True, help="keep negative current/power readings instead of failing")

@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pandas as pd
 
+from ..errors import E2simError
 from .estimate_file import EstimateRecord
 from .integrate import window_totals
 
@@ -18,6 +19,11 @@ def compare(windows: pd.DataFrame, est: EstimateRecord) -> pd.DataFrame:
     for _, w in window_totals(windows).iterrows():
         comps = [("total", w["energy_j"], w["energy_unc_j"], est.energy_j)]
         if np.isfinite(w["idle_w"]):
+            if w["dynamic_energy_j"] < -w["dynamic_unc_j"]:
+                # An idle baseline above the window's power is a wrong baseline, not a negative energy.
+                raise E2simError(f"window mark {int(w['mark'])}: idle baseline {w['idle_w']:.6g} W exceeds the "
+                                 f"window's mean power {w['mean_power_w']:.6g} W (dynamic energy "
+                                 f"{w['dynamic_energy_j']:.6g} J < 0); check --idle-w / --idle-mark")
             comps += [("static", w["idle_energy_j"], w["dynamic_unc_j"] - w["energy_unc_j"], est.static_j),
                       ("dynamic", w["dynamic_energy_j"], w["dynamic_unc_j"], est.dynamic_j)]
         for comp, meas, unc, e in comps:

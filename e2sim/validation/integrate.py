@@ -69,8 +69,8 @@ def window_energy(log: pd.DataFrame, marks: list[int] | None = None, *, idle_mar
     """
     if idle_mark is not None and idle_w is not None:
         raise E2simError("give either an idle mark or an idle power, not both")
-    if idle_w is not None and not (np.isfinite(idle_w) and idle_w >= 0):
-        raise E2simError(f"idle power must be a finite number >= 0 W, got {idle_w}")
+    if idle_w is not None and not (np.isfinite(idle_w) and 0 <= idle_w <= 1e5):
+        raise E2simError(f"idle power must be a finite number in [0, 1e5] W, got {idle_w}")
     all_marks = sorted(set(log["mark"].tolist()))
     if marks is None:
         marks = [m for m in all_marks if m != idle_mark]
