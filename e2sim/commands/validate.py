@@ -18,7 +18,12 @@ def _run_dir(given: str | None) -> Path:
     """The given folder, or a fresh runs/validate-<UTC time>-<pid> that no concurrent run can share."""
     if given:
         p = Path(given)
-        p.mkdir(parents=True, exist_ok=True)
+        if p.exists() and not p.is_dir():
+            raise E2simError(f"--run-dir {p}: exists and is not a folder")
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise E2simError(f"--run-dir {p}: cannot create the folder ({exc.strerror or exc})") from None
         return p
     p = Path("runs") / f"validate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
     p.mkdir(parents=True, exist_ok=False)

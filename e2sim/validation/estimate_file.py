@@ -5,21 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import read_text, validate
 from ..errors import E2simError
 
 ESTIMATE_FILE = "estimate.json"
+# JSON has no inf or NaN, but Python's reader accepts Infinity / NaN: refuse them, and negative energies.
+Joules = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Breakdown(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    mac: float
-    sram: float
-    dram: float
-    static: float
+    mac: Joules
+    sram: Joules
+    dram: Joules
+    static: Joules
 
 
 class EstimateRecord(BaseModel):
@@ -28,10 +32,10 @@ class EstimateRecord(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    energy_j: float = Field(ge=0)
-    time_s: float = Field(ge=0)
+    energy_j: Joules
+    time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     breakdown_j: Breakdown
-    activity: dict[str, float] | None = None
+    activity: dict[str, Annotated[float, Field(ge=0, le=1e30, allow_inf_nan=False)]] | None = None
     workload: str | None = None
     profile: str | None = None
 

@@ -32,6 +32,8 @@ CANONICAL = ("timestamp_s", "rail", "voltage_V", "current_A", "power_W", "mark")
 LOG_FORMATS = ("pynq", "ina", "usb", "csv")
 GAP_FACTOR = 10.0  # default gap bound, in median sampling intervals: 10 x survives a jittery polling thread
 ROLES = ("time", "power", "voltage", "current", "rail", "mark")
+MAX_MARK = 2**31
+MAX_SI = {"time": 1e10, "power": 1e6, "voltage": 1e6, "current": 1e6}  # s (~300 years), W, V, A
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,12 @@ def _numeric(path: Path, df: pd.DataFrame, column: str, quantity: str, unit: str
         raise _bad_row(path, column, ~np.isfinite(vals), df, "infinite value")
     if quantity != "time" and not checks.allow_negative and (vals < 0).any():
         raise _bad_row(path, column, vals < 0, df, f"negative {quantity}", "; --allow-negative keeps them")
-    return vals * factor
+    si = vals * factor
+    # Physical bounds (SI) so that the integration's products stay finite: no board log reaches them.
+    big = np.abs(si) > MAX_SI[quantity]
+    if big.any():
+        raise _bad_row(path, column, big, df, f"{quantity} beyond {MAX_SI[quantity]:g} (SI units)")
+    return si
 
 
 def _timestamps(path: Path, df: pd.DataFrame, column: str, unit: str | None, checks: LogChecks) -> np.ndarray:
@@ -142,9 +149,11 @@ def _marks(path: Path, df: pd.DataFrame, column: str | None) -> np.ndarray:
     if column is None:
         return np.zeros(len(df), dtype=np.int64)
     vals = pd.to_numeric(df[column].str.strip(), errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(vals) | (vals != np.round(vals))
+    # A mark is a label: an integer of at most 2^31 (a float beyond int64 would wrap in the cast).
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(vals) | (vals != np.round(vals)) | (np.abs(vals) > MAX_MARK)
     if bad.any():
-        raise _bad_row(path, column, bad, df, "mark is not an integer")
+        raise _bad_row(path, column, bad, df, "mark is not an integer", " (a mark is an integer within +-2^31)")
     return vals.astype(np.int64)
 
 

@@ -22,17 +22,18 @@ the sidecar. The coefficient of ``static_power_w`` (time) is the window's measur
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..config import load_model
+from ..config import Int, Real, load_model
 from ..errors import E2simError
+from ..workload import BatchSize, Iterations
 from .calibrate import STATIC_CONSTANT
 from .estimate_file import load_estimate
 from .integrate import window_energy, window_totals
-from .logs import LOG_FORMATS, LogChecks, read_log
+from .logs import LOG_FORMATS, MAX_MARK, LogChecks, read_log
 
 
 class _Strict(BaseModel):
@@ -42,16 +43,17 @@ class _Strict(BaseModel):
 class RunSpec(_Strict):
     workload: str
     precision: str = "fp32"
-    iterations: int = Field(ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
+    iterations: Iterations
+    batch_size: BatchSize | None = None
 
 
 class WindowSpec(_Strict):
-    mark: int
+    mark: Int = Field(ge=-MAX_MARK, le=MAX_MARK)
     idle: bool = False
     run: RunSpec | None = None
     estimate: str | None = None
-    activity: dict[str, float] | None = None
+    # coefficient of each constant (s for static_power_w, events or bits for the energies): finite, >= 0
+    activity: dict[str, Annotated[Real, Field(ge=0, le=1e30)]] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> WindowSpec:
@@ -64,18 +66,20 @@ class WindowSpec(_Strict):
 class LogManifest(_Strict):
     format: Literal[LOG_FORMATS]  # type: ignore[valid-type]
     column_map: str | None = None
-    rails: list[str] | None = None
-    max_gap_s: float | None = Field(default=None, gt=0)
+    rails: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    max_gap_s: Real | None = Field(default=None, gt=0, le=1e9)
     sort: bool = False
     allow_negative: bool = False
     static_time_from: Literal["log", "estimate"] = "log"
-    windows: list[WindowSpec] = Field(min_length=1)
+    windows: list[WindowSpec] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _unique_marks(self) -> LogManifest:
         marks = [w.mark for w in self.windows]
         if len(set(marks)) != len(marks):
             raise ValueError("windows: a mark is listed twice")
+        if self.rails is not None and len(set(self.rails)) != len(self.rails):
+            raise ValueError("rails: a rail is listed twice")
         return self
 
 
