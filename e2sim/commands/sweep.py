@@ -25,12 +25,13 @@ from ..sweep import DEFAULT_CHUNK, MAX_CHUNK, MAX_CONFIGS
 @click.option("--chunk-size", type=click.IntRange(1, MAX_CHUNK), default=DEFAULT_CHUNK, show_default=True,
               help="configurations per Parquet part")
 @click.option("--csv", "csv", is_flag=True, help="also write sweep.csv (streamed from the parts)")
+@click.option("--plot/--no-plot", default=True, show_default=True, help="draw saving.png")
 @click.option("--resume", is_flag=True, help="finish the sweep in --out: verify its parts, compute the rest")
 @click.option("--force", is_flag=True, help="replace the sweep outputs already in --out")
 @click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bar on stderr")
 def sweep(workload, profile, out, precision, smd, slu_skip, psg, psg_msb_bits, grad_bits, psg_fallback, seed,
-          baseline, max_configs, chunk_size, csv, resume, force, executor, quiet) -> None:
+          baseline, max_configs, chunk_size, csv, plot, resume, force, executor, quiet) -> None:
     """Energy / time / saving over a grid of technique settings -> a Parquet dataset and saving.png.
 
     Every combination of the listed values is one row (tidy), written in parts to OUT/sweep.parquet/.
@@ -55,5 +56,5 @@ def sweep(workload, profile, out, precision, smd, slu_skip, psg, psg_msb_bits, g
     spec = SweepSpec(workload=workload, profile=profile, precision=precs, psg=psg_on, slu=slu_skip is not None,
                      seed=seed, baseline=baseline, chunk_size=chunk_size, **vals)
     res = run_sweep(spec, out, resume=resume, force=force, executor=executor, quiet=quiet,
-                    max_configs=max_configs, csv=csv)
+                    max_configs=max_configs, csv=csv, plot=plot)
     emit(to_json(res.to_dict()) + "\n")
