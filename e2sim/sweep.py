@@ -41,8 +41,9 @@ from .estimate import estimate_plan
 from .plan import PRECISIONS, Plan, base_plan
 from .profile import load_profile
 from .techniques import PSG, PSGBits, baseline_plan
-from .techniques.psg import MSB_GRAD_BITS, check_bits, check_fraction
-from .techniques.slu import add_gates, check_ratio, keep_per_layer, skipped_items
+from .techniques._plan_ops import UPD
+from .techniques.psg import check_bits, check_fraction
+from .techniques.slu import add_gates, check_ratio, keep_per_layer
 from .techniques.smd import check_rate, executed_iterations
 from .workload import load_workload
 
@@ -68,10 +69,14 @@ def _check_axis(axis: str, values) -> None:
             if p not in PRECISIONS:
                 raise E2simError(f"--precision: unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
         return
+    if axis == "grad_bits" and tuple(values) == (None,):  # the precision's own width
+        return
+    if any(x is None or isinstance(x, (bool, str)) for x in values):
+        raise E2simError(f"{what}: expected numbers, got {list(values)!r}")
     v = np.asarray(values, dtype=float)
     bad = v[~np.isfinite(v)]
     if bad.size:
-        raise E2simError(f"{what}: values must be finite numbers, got {bad[0]!r}")
+        raise E2simError(f"{what}: values must be finite numbers, got {bad[0]:g}")
     if axis in ("psg_msb_bits", "grad_bits"):
         if not np.all(v == np.round(v)):
             raise E2simError(f"{what}: bit-widths must be integers, got {v[v != np.round(v)][0]:g}")
@@ -170,7 +175,7 @@ class SweepSpec:
     precision: tuple[str, ...] = ("fp32",)
     psg: bool = False
     psg_msb_bits: tuple[int, ...] = (4,)
-    grad_bits: tuple[int, ...] = (32,)
+    grad_bits: tuple[int | None, ...] = (None,)  # None: the precision's gradient width
     slu: bool = False
     slu_skip: tuple[float, ...] = (0.0,)
     psg_fallback: tuple[float, ...] = (0.0,)
@@ -190,7 +195,7 @@ class SweepSpec:
             _check_axis(name, vals)
             _check_unique(name, vals)
         for name in ("psg_msb_bits", "grad_bits"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+            object.__setattr__(self, name, tuple(v if v is None else int(v) for v in getattr(self, name)))
         if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed < 2**63):
             raise E2simError(f"--seed: must be an integer in 0..2**63-1, got {self.seed!r}")
         if isinstance(self.chunk_size, bool) or not 1 <= self.chunk_size <= MAX_CHUNK:
@@ -246,6 +251,7 @@ class Tables:
     clock_hz: float
     baseline_energy_j: float
     baseline_time_s: float
+    grad_bits: np.ndarray | None = None  # [precision, grad] resolved widths (resolved_grad_bits)
     workload_name: str = ""
     n_unique_items: int = 0
     timings_s: dict = field(default_factory=dict)
@@ -253,10 +259,16 @@ class Tables:
 
 def _bit_plan(counts, w, spec: SweepSpec, prec: str, msb: int, grad: int) -> Plan:
     plan = base_plan(counts, prec, 1)
-    if spec.psg:
-        bits = PSGBits(msb_act=int(msb), grad=int(grad), msb_grad=min(MSB_GRAD_BITS, int(grad)))
+    if spec.psg:  # grad None: the precision's gradient width; msb_grad min(16, grad) (PSGBits.resolve)
+        bits = PSGBits(msb_act=int(msb), grad=None if grad is None else int(grad))
         plan = PSG(bits, fallback=1.0).apply(plan, w)
     return plan
+
+
+def resolved_grad_bits(spec: SweepSpec) -> np.ndarray:
+    """[precision, grad] the output-gradient width PSG uses (``None`` follows the precision)."""
+    return np.array([[PSGBits(grad=g).resolve(p)[0].grad for g in spec.grad_bits] for p in spec.precision],
+                    dtype=float)
 
 
 def bit_plans(spec: SweepSpec):
@@ -319,49 +331,60 @@ def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def precompute(spec: SweepSpec) -> Tables:
     """Price every discrete point once (see the module docstring)."""
     t0 = time.perf_counter()
-    base_w, w, plans = bit_plans(spec)
+    base_w, w, plan_map = bit_plans(spec)
     prof = load_profile(spec.profile)
-    first_plan = next(iter(plans.values()))
-    counts = first_plan.counts
+    plans = list(plan_map.values())
+    counts = plans[0].counts
     gated = [b.name for b in w.gated_blocks] if spec.slu else []
     skips = spec.slu_skip if spec.slu else (0.0,)
-    # Stack items of every (bit configuration, skip ratio) with scale 1 (F enters linearly later).
-    stacked, fb_flags, sizes = [], [], []
-    keeps = [keep_per_layer(counts, {b: r for b in gated}) for r in skips]
-    for plan in plans.values():
+    keeps = np.stack([keep_per_layer(counts, {b: r for b in gated}) for r in skips])  # [R, L]
+    n_skip = len(skips)
+    # Rows of every (bit configuration, skip ratio), plan-major then skip ratio: the segments of the sums.
+    # A skip ratio changes only the samples of the items slu.skip_blocks rescales (every pass but the
+    # update: multiplying the others by keep 1 changes nothing), so one key per plan item is reused and only
+    # its samples word differs per skip ratio.
+    keys, samples, unit, fb, sizes, offsets = [], [], [], [], [], [0]
+    for plan in plans:
         if not all(np.array_equal(getattr(plan.counts, a), getattr(counts, a))
                    for a in ("ops_fixed", "reads_fixed", "writes_fixed")):
             raise AssertionError("bit configurations changed the counts")
         is_fb = plan.tag == "psg_fallback"
-        unit = np.where(is_fb, 1.0, plan.scale)
-        for keep in keeps:
-            mask = skipped_items(plan, keep)
-            samples = plan.samples.copy()
-            samples[mask] = plan.samples[mask] * keep[plan.layer[mask]]  # as slu.skip_blocks
-            stacked.append(replace(plan, samples=samples, scale=unit))
-            fb_flags.append(is_fb)
-            sizes.append(plan.n_items)
-    keys = np.concatenate([_row_keys(p) for p in stacked])
-    scale_all = np.concatenate([p.scale for p in stacked])
+        factor = np.where(plan.pass_ == UPD, 1.0, keeps[:, plan.layer])  # [R, N]
+        samp = plan.samples * factor
+        k = np.repeat(_row_keys(plan)[None], n_skip, axis=0)
+        k[:, :, 2] = samp.view(np.uint64)
+        keys.append(k.reshape(-1, 3))
+        samples.append(samp.reshape(-1))
+        unit.append(np.tile(np.where(is_fb, 1.0, plan.scale), n_skip))  # F enters linearly later
+        fb.append(np.tile(is_fb, n_skip))
+        sizes += [plan.n_items] * n_skip
+        offsets.append(offsets[-1] + plan.n_items)
+    keys = np.concatenate(keys)
+    scale_all = np.concatenate(unit)
+    fb = np.concatenate(fb)
     first, inv = _unique_rows(keys)
     t1 = time.perf_counter()
-    big = stacked[0]
-    cols = {k: np.concatenate([getattr(p, k) for p in stacked])[first] for k in ITEM_COLS}
+    # The unique rows' plan columns: row -> (plan, item) through the segment layout.
+    seg_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    seg = np.searchsorted(seg_starts, first, side="right") - 1
+    item = np.asarray(offsets[:-1])[seg // n_skip] + (first - seg_starts[seg])
+    cols = {k: np.concatenate([getattr(p, k) for p in plans])[item] for k in ITEM_COLS}
+    cols["samples"] = np.concatenate(samples)[first]
     cols["scale"] = np.ones(len(first))
-    unique_plan = replace(big, counts=counts, **cols)
-    est = estimate_plan(unique_plan, w, prof)
+    est = estimate_plan(replace(plans[0], **cols), w, prof)
     t2 = time.perf_counter()
     e_unit = est.energy_per_iteration_j[inv] * scale_all[:, None]  # [rows, C]
     c_unit = est.costs.cycles[inv] * scale_all
-    fb = np.concatenate(fb_flags)
-    seg = np.repeat(np.arange(len(stacked)), sizes)
-    nd = len(stacked)
-    ea = np.stack([np.bincount(seg, e_unit[:, k] * ~fb, nd) for k in range(len(COMPONENTS))], 1)
-    eb = np.stack([np.bincount(seg, e_unit[:, k] * fb, nd) for k in range(len(COMPONENTS))], 1)
-    ca, cb = np.bincount(seg, c_unit * ~fb, nd), np.bincount(seg, c_unit * fb, nd)
-    shape4 = (len(spec.precision), len(spec.psg_msb_bits), len(spec.grad_bits), len(skips))
+    ea = np.add.reduceat(np.where(fb[:, None], 0.0, e_unit), seg_starts, axis=0)
+    eb = np.add.reduceat(np.where(fb[:, None], e_unit, 0.0), seg_starts, axis=0)
+    ca = np.add.reduceat(np.where(fb, 0.0, c_unit), seg_starts)
+    cb = np.add.reduceat(np.where(fb, c_unit, 0.0), seg_starts)
+    shape4 = (len(spec.precision), len(spec.psg_msb_bits), len(spec.grad_bits), n_skip)
     iters = spec.iterations if spec.iterations is not None else base_w.schedule.iterations
-    base = estimate_plan(baseline_plan(base_w, spec.baseline, iters, spec.batch_size), base_w, prof)
+    # One baseline for the whole grid, so that precisions compare (signsgd / stochastic depth run at the
+    # first listed precision).
+    base = estimate_plan(baseline_plan(base_w, spec.baseline, iters, spec.batch_size, spec.precision[0]),
+                         base_w, prof)
     if spec.seed is None:  # the expectation, vectorised (a Binomial draw per rate needs one Generator each)
         its = executed_iterations(iters, np.asarray(spec.smd, float))
     else:
@@ -371,7 +394,7 @@ def precompute(spec: SweepSpec) -> Tables:
         energy_a=ea.reshape(*shape4, -1), energy_b=eb.reshape(*shape4, -1),
         cycles_a=ca.reshape(shape4), cycles_b=cb.reshape(shape4), iterations=its,
         clock_hz=prof.array.clock_hz.value, baseline_energy_j=base.energy_j, baseline_time_s=base.time_s,
-        workload_name=base_w.name, n_unique_items=len(first),
+        grad_bits=resolved_grad_bits(spec), workload_name=base_w.name, n_unique_items=len(first),
         timings_s={"plans_s": t1 - t0, "price_s": t2 - t1, "reduce_s": t3 - t2},
     )
 
@@ -407,7 +430,7 @@ def evaluate_columns(spec: SweepSpec, tables: Tables, ids: np.ndarray) -> dict[s
         "config_id": ids,
         "precision": ip.astype(np.int8),
         "psg_msb_bits": np.asarray(spec.psg_msb_bits, float)[im] if spec.psg else nan,
-        "grad_bits": np.asarray(spec.grad_bits, float)[ig] if spec.psg else nan,
+        "grad_bits": tables.grad_bits[ip, ig] if spec.psg else nan,
         "slu_skip": np.asarray(spec.slu_skip, float)[ir] if spec.slu else nan,
         "psg_fallback": F if spec.psg else nan,
         "smd": np.asarray(spec.smd, float)[iP],

@@ -104,16 +104,20 @@ def _heatmap(fig, ax, spec, axes, picks, saving) -> None:
     style_axes(cb.ax)
 
 
+def _pct(values) -> list[str]:
+    return [f"{v:.1f} %" for v in np.round(np.ravel(values), 1) + 0.0]  # + 0.0: no "-0.0 %"
+
+
 def _curve(ax, spec, tables, axes, picks, saving) -> None:
     base = tables.baseline_energy_j / 3.6e6
     if not axes:  # a single configuration
         bars = ax.bar([0], saving, width=0.5)
-        ax.bar_label(bars, fmt="%.1f %%", fontsize=FONT_PT)
+        ax.bar_label(bars, labels=_pct(saving), fontsize=FONT_PT)
         ax.set_xticks([0], ["this configuration"])
     elif axes[0] == "precision":
         labels = [spec.precision[i] for i in picks[0]]
         bars = ax.bar(range(len(labels)), saving, width=0.6)
-        ax.bar_label(bars, fmt="%.1f %%", fontsize=FONT_PT)
+        ax.bar_label(bars, labels=_pct(saving), fontsize=FONT_PT)
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel(LABELS["precision"])
     else:
@@ -122,7 +126,13 @@ def _curve(ax, spec, tables, axes, picks, saving) -> None:
         ax.set_xlabel(LABELS[axes[0]])
     ax.set_ylabel("energy saving (%)")
     ax.axhline(0, color="0.5", lw=0.8)
-    sec = ax.secondary_yaxis("right", functions=(lambda s: base * (1 - s / 100), lambda e: 100 * (1 - e / base)))
+    lo, hi = min(0.0, float(np.min(saving))), max(0.0, float(np.max(saving)))
+    pad = max(5.0, 0.1 * (hi - lo))  # a flat or single value still gets a readable range
+    ax.set_ylim(lo - pad, hi + pad)
+    # The same values as energy: a twin axis whose limits are the saving limits mapped to kWh (linear).
+    sec = ax.twinx()
+    y0, y1 = ax.get_ylim()
+    sec.set_ylim(base * (1 - y0 / 100), base * (1 - y1 / 100))
     sec.set_ylabel("training energy (kWh)", fontsize=FONT_PT)
     style_axes(sec)
     ax.grid(alpha=0.3)

@@ -25,10 +25,10 @@ SPEC = SweepSpec("resnet20_cifar10", precision=("fp32", "int8"), psg=True, psg_m
                  smd=(0.0, 0.5, 0.9), chunk_size=97)
 
 
-def one_at_a_time(spec, row, w):
+def one_at_a_time(spec, row, w, grad_from_precision=False):
     msb, grad = int(row.psg_msb_bits), int(row.grad_bits)
-    t = Techniques(smd=SMD(row.smd), slu=SLU(row.slu_skip),
-                   psg=PSG(PSGBits(msb_act=msb, grad=grad, msb_grad=min(16, grad)), fallback=row.psg_fallback))
+    bits = PSGBits(msb_act=msb) if grad_from_precision else PSGBits(msb_act=msb, grad=grad, msb_grad=min(16, grad))
+    t = Techniques(smd=SMD(row.smd), slu=SLU(row.slu_skip), psg=PSG(bits, fallback=row.psg_fallback))
     wt, plan = build(w, t, row.precision)
     return estimate_plan(plan, wt, spec.profile)
 
@@ -52,6 +52,17 @@ def test_vectorised_equals_one_configuration_at_a_time():
     sub = df[(df.precision == "fp32") & (df.psg_msb_bits == 4) & (df.grad_bits == 32) & (df.psg_fallback == 0)
              & (df.smd == 0)].sort_values("slu_skip")
     assert len(sub) == 3
+
+
+def test_default_gradient_width_follows_the_precision():
+    spec = SweepSpec("resnet20_cifar10", precision=("fp32", "int8", "fp16"), psg=True, slu=True,
+                     slu_skip=(0.5,), psg_fallback=(0.2,), smd=(0.1,))
+    df = evaluate(spec, precompute(spec), np.arange(spec.n_configs))
+    assert list(df.grad_bits) == [32, 8, 16]
+    w = load_workload(spec.workload)
+    for _, row in df.iterrows():
+        e = one_at_a_time(spec, row, w, grad_from_precision=True)
+        assert row.energy_j == pytest.approx(e.energy_j, rel=1e-12)
 
 
 def test_seeded_smd_matches_single_estimate():

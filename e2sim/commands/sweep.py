@@ -14,7 +14,7 @@ from ..sweep import DEFAULT_CHUNK, MAX_CHUNK, MAX_CONFIGS
 @click.option("--slu-skip", default=None, help="SLU skip ratios (turns SLU on): range or list, in [0, 1]")
 @click.option("--psg", is_flag=True, help="PSG on (also implied by any --psg-* / --grad-bits option)")
 @click.option("--psg-msb-bits", default=None, help="PSG predictor input MSB bits: range or list in 1..8 (default 4)")
-@click.option("--grad-bits", default=None, help="PSG output-gradient bits: range or list in 1..32 (default 32)")
+@click.option("--grad-bits", default=None, help="PSG output-gradient bits: range or list in 1..32 (default: the precision's, 32 at fp32)")
 @click.option("--psg-fallback", default=None, help="PSG fallback fractions: range or list, in [0, 1] (default 0)")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="SMD: Binomial draw of executed iterations per rate")
@@ -46,11 +46,13 @@ def sweep(workload, profile, out, precision, smd, slu_skip, psg, psg_msb_bits, g
     if not precs:
         raise E2simError("--precision: empty list")
     psg_on = psg or any(x is not None for x in (psg_msb_bits, grad_bits, psg_fallback))
-    texts = {"psg_msb_bits": psg_msb_bits or "4", "grad_bits": grad_bits or "32",
+    texts = {"psg_msb_bits": psg_msb_bits or "4", "grad_bits": grad_bits or "",
              "slu_skip": slu_skip if slu_skip is not None else "0", "psg_fallback": psg_fallback or "0",
              "smd": smd}
     opt = {k: "--" + k.replace("_", "-") for k in texts}
     # The grid's size from the texts alone: an oversized range is refused before it is materialised.
+    if not grad_bits:  # the precision's own gradient width
+        del texts["grad_bits"]
     check_budget({"precision": len(precs), **{k: axis_size(t, opt[k]) for k, t in texts.items()}}, max_configs)
     vals = {k: parse_values(t, opt[k]) for k, t in texts.items()}
     spec = SweepSpec(workload=workload, profile=profile, precision=precs, psg=psg_on, slu=slu_skip is not None,
