@@ -54,13 +54,19 @@ def style_axes(ax) -> None:
     ax.title.set_fontsize(FONT_PT)
 
 
-def _fmt(v: Any) -> str:
+def colors() -> list[str]:
+    """The colour cycle every figure uses (matplotlib's default)."""
+    return _plt().rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def format_value(v: Any) -> str:
+    """A setting's value as a title shows it: floats short (``5e-05``), flags on/off, lists comma-joined."""
     if isinstance(v, bool):
         return "on" if v else "off"
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
-        return ",".join(_fmt(x) for x in v)
+        return ",".join(format_value(x) for x in v)
     return str(v)
 
 
@@ -71,10 +77,28 @@ def compose_title(workload: str | None, profile: str | None = None,
     ``settings`` is a mapping (``None`` values are left out) or ready text."""
     parts = [p for p in (workload, profile) if p]
     if isinstance(settings, Mapping):
-        settings = ", ".join(f"{k}={_fmt(v)}" for k, v in settings.items() if v is not None)
+        settings = ", ".join(f"{k}={format_value(v)}" for k, v in settings.items() if v is not None)
     if settings:
         parts.append(settings)
     return SEPARATOR.join(parts)
+
+
+_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"),
+             (1e-12, "p"))
+
+
+def si_scale(largest: float, unit: str) -> tuple[float, str]:
+    """``(factor, prefixed unit)`` so that ``values / factor`` reads in plain numbers: ``si_scale(4e6, "J")``
+    is ``(1e6, "MJ")``. ``largest`` is the largest magnitude to show."""
+    import math
+
+    largest = abs(largest)
+    if not math.isfinite(largest) or largest == 0:
+        return 1.0, unit
+    for factor, prefix in _PREFIXES:
+        if largest >= factor:
+            return factor, prefix + unit
+    return _PREFIXES[-1][0], _PREFIXES[-1][1] + unit
 
 
 def _wrap(text: str, fig) -> str:
@@ -106,6 +130,28 @@ def finish(fig, path: str | Path, *, title: str) -> Path:
     return write_atomic(path, to_png(fig, title=title))
 
 
+def _overlaps(ax, axis, labels, renderer) -> list[str]:
+    """Tick labels of one axis, drawn within the axes' span, that overlap their neighbour."""
+    span = ax.get_window_extent(renderer)
+    horizontal = axis is ax.xaxis
+    drawn = []
+    for t in labels:
+        if not t.get_visible() or not t.get_text().strip():
+            continue
+        bb = t.get_window_extent(renderer)
+        c = (bb.x0 + bb.x1) / 2 if horizontal else (bb.y0 + bb.y1) / 2
+        lo, hi = (span.x0, span.x1) if horizontal else (span.y0, span.y1)
+        if lo - 1 <= c <= hi + 1:
+            drawn.append((c, bb, t.get_text()))
+    drawn.sort(key=lambda d: d[0])
+    out = []
+    for (_, a, ta), (_, b, tb) in zip(drawn, drawn[1:]):
+        gap = b.x0 - a.x1 if horizontal else b.y0 - a.y1
+        if gap < -1.0 and a.overlaps(b):
+            out.append(f"tick labels {ta[:30]!r} and {tb[:30]!r} overlap")
+    return out
+
+
 @contextmanager
 def captured() -> Iterator[list]:
     """For tests: the list of figures that :func:`to_png` / :func:`finish` render inside the block (closed,
@@ -119,8 +165,9 @@ def captured() -> Iterator[list]:
 
 
 def problems(fig, min_font_pt: float = MIN_FONT_PT) -> list[str]:
-    """What makes ``fig`` hard to read at 100 %: visible text smaller than ``min_font_pt``, and text or
-    axes decorations (tick labels, axis labels) whose extent leaves the figure. Empty when all is well.
+    """What makes ``fig`` hard to read at 100 %: visible text smaller than ``min_font_pt``, text or axes
+    decorations (tick labels, axis labels) whose extent leaves the figure, and tick labels that overlap
+    their neighbours. Empty when all is well.
 
     Draws the figure again; works on figures :func:`captured` collected."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -140,7 +187,9 @@ def problems(fig, min_font_pt: float = MIN_FONT_PT) -> list[str]:
     tick_labels = set()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            tick_labels.update(id(t) for t in axis.get_ticklabels(which="both"))
+            labels = axis.get_ticklabels(which="both")
+            tick_labels.update(id(t) for t in labels)
+            out += _overlaps(ax, axis, labels, renderer)
         bb = ax.get_tightbbox(renderer)
         if bb is not None and outside(bb):
             out.append(f"axes {ax.get_label() or ax.get_title() or id(ax)}: decorations extend outside the figure "

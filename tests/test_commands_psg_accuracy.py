@@ -6,6 +6,7 @@ import io
 import pandas as pd
 import pytest
 
+from e2sim import plotstyle, progress
 from e2sim.cli import main
 from e2sim.stats import load_psg_stats
 from e2sim.workload import load_workload
@@ -19,12 +20,19 @@ def run_cli(argv, capsys):
 
 
 @pytest.mark.slow
-def test_sweep_full_width_is_exact_and_agreement_falls_with_msb_bits(tmp_path, capsys):
-    code, out, err = run_cli(["psg-accuracy", "--workload", "resnet20_cifar10", "--steps", "2", "--sample-every", "2",
-                              "--batch-size", "8", "--msb-bits", "2,4,8", "--grad-msb-bits", "32",
-                              "--threshold", "0,-0.05", "--format", "csv", "--out", str(tmp_path)], capsys)
+def test_sweep_full_width_is_exact_and_agreement_falls_with_msb_bits(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "enabled", lambda quiet=False: not quiet)  # as if stderr were a terminal
+    with plotstyle.captured() as figs:
+        code, out, err = run_cli(["psg-accuracy", "--workload", "resnet20_cifar10", "--steps", "2", "--sample-every",
+                                  "2", "--batch-size", "8", "--msb-bits", "2,4,8", "--grad-msb-bits", "32",
+                                  "--threshold", "0,-0.05", "--format", "csv", "--out", str(tmp_path)], capsys)
     assert code == 0, err
     assert "digits" in err  # the stand-in dataset is announced on stderr
+    # the bar counts 2 steps + 21 layer comparisons and shows the remaining time; log lines still print
+    assert "psg-accuracy (steps + layer comparisons)" in err and "/23 [" in err and "<" in err
+    assert "e2sim: step 2/2: loss" in err
+    (fig,) = figs
+    assert plotstyle.problems(fig) == [] and fig.get_suptitle().startswith("resnet20_cifar10 · data digits")
     table = pd.read_csv(io.StringIO(out))
     convs = [layer.name for layer in load_workload("resnet20_cifar10").layers if layer.kind == "conv"]
     assert len(table) == len(convs) * 3 * 2 and set(table.layer) == set(convs) and set(table.step) == {2}
@@ -59,6 +67,7 @@ def test_sweep_full_width_is_exact_and_agreement_falls_with_msb_bits(tmp_path, c
     (["--grad-msb-bits", "20"], "or 32"),
     (["--sample-every", "5", "--steps", "2"], "no step would be sampled"),
     (["--data", "/nonexistent/cifar"], "not a directory"),
+    (["--quiet=yes"], "does not take a value"),
 ])
 def test_bad_options_exit_2(args, match, capsys, tmp_path):
     code, out, err = run_cli(["psg-accuracy", "--workload", "resnet20_cifar10", "--out", str(tmp_path), *args], capsys)

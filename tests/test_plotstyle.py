@@ -75,3 +75,18 @@ def test_a_title_is_required():
     fig, _ = _fig()
     with pytest.raises(ValueError):
         plotstyle.to_png(fig, title="")
+
+
+def test_overlapping_tick_labels_are_reported():
+    fig, ax = plotstyle.new_figure(figsize=(3, 3))
+    ax.set_xticks(range(12), [f"setting number {i}" for i in range(12)])
+    assert any("overlap" in p for p in plotstyle.problems(fig))
+    ax.set_xticks(range(12), [f"setting number {i}" for i in range(12)], rotation=90)
+    assert not any("overlap" in p for p in plotstyle.problems(fig))
+
+
+@pytest.mark.parametrize("largest,unit,factor,label", [
+    (4.086452e6, "J", 1e6, "MJ"), (999.0, "J", 1.0, "J"), (1000.0, "J", 1e3, "kJ"), (0.0, "W", 1.0, "W"),
+    (2.5e-3, "W", 1e-3, "mW"), (-3e9, "J", 1e9, "GJ")])
+def test_si_scale(largest, unit, factor, label):
+    assert plotstyle.si_scale(largest, unit) == (factor, label)

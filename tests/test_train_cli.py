@@ -1,4 +1,5 @@
 """`e2sim train` / `e2sim curves` on the command line: bad input gives one line and exit code 2."""
+import json
 import pickle
 import subprocess
 import sys
@@ -103,14 +104,20 @@ def test_existing_run_directory_is_not_overwritten(e2sim, tmp_path):
 
 def test_curves_command(e2sim, tmp_path):
     rows = "\n".join(f"{i},1,1.0,0.5,{0.1 * i},0.1,,{i * 2.0}" for i in range(1, 4))
-    for name in ("a", "b"):
+    for name, smd in (("a", 0.0), ("b", 0.5)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "curves.csv").write_text(",".join(CURVE_COLUMNS) + "\n" + rows + "\n")
+        (tmp_path / name / "config.json").write_text(json.dumps({"config": {"workload": "resnet20_cifar10",
+                                                                            "smd": smd}}))
     png = tmp_path / "cmp.png"
     r = e2sim("curves", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(png))
     assert r.returncode == 0, r.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "c").mkdir()
+    _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "config.json: no such file")
+    (tmp_path / "c" / "config.json").write_text("{}")
+    _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "unreadable run record")
+    (tmp_path / "c" / "config.json").write_text(json.dumps({"config": {"workload": "resnet20_cifar10"}}))
     _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "curves.csv: no such file")
     (tmp_path / "c" / "curves.csv").write_text("x,y\n1,2\n")
     _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "columns")

@@ -61,8 +61,9 @@ def _grad_bits(ctx, param, value):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--out", "out", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="folder in which a fresh run directory is created")
+@click.option("--quiet", is_flag=True, help="no progress bar and no per-step messages on stderr")
 def psg_accuracy(workload, data, steps, sample_every, batch_size, bits, msb_bits, grad_msb_bits, threshold, seed,
-                 fmt, out):
+                 fmt, out, quiet):
     """How often PSG's predicted weight-gradient sign is right, per conv layer, on a short real training run.
 
     Writes psg_accuracy.csv, psg_deciles.csv, psg_accuracy.png and the PSG stats file(s) that
@@ -92,7 +93,8 @@ def psg_accuracy(workload, data, steps, sample_every, batch_size, bits, msb_bits
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    table, deciles = run_probe(model, w, ds, settings, progress=lambda m: click.echo(f"e2sim: {m}", err=True))
+    log = (lambda m: None) if quiet else (lambda m: click.echo(f"e2sim: {m}", err=True))
+    table, deciles = run_probe(model, w, ds, settings, log=log, quiet=quiet)
     run_dir = _write_outputs(out, w.name, data, settings, table, deciles)
     click.echo(f"e2sim: wrote {run_dir}", err=True)
     emit(frame_to_text(table, fmt))
@@ -120,15 +122,14 @@ def _write_outputs(base, workload_name, data, settings: ProbeSettings, table, de
     from .. import __version__
     from ..output import new_run_dir, to_json, write_atomic
     from ..stats import PsgSettings, PsgStats, dump_stats
-    from ..train.psg_probe import fallback_by_layer, plot, settings_grid
+    from ..train.psg_probe import fallback_by_layer, plot, plot_title, settings_grid
 
     run_dir = new_run_dir(base, time.strftime("psg-accuracy-%Y%m%d-%H%M%S-"))
     write_atomic(run_dir / "psg_accuracy.csv", table.to_csv(index=False))
     write_atomic(run_dir / "psg_deciles.csv", deciles.to_csv(index=False))
-    write_atomic(run_dir / "psg_accuracy.png", plot(table, run_dir, len(settings.msb_bits) > 1,
-                                                    len(settings.thresholds) > 1))
     grid = settings_grid(settings)
     data_name = "digits" if data is None else str(data)
+    write_atomic(run_dir / "psg_accuracy.png", plot(table, plot_title(workload_name, data_name, settings)))
     for m, t in grid:
         stats = PsgStats(workload=workload_name, fallback_fraction=fallback_by_layer(table, m, t),
                          settings=PsgSettings(bits=settings.bits, msb_bits=m, grad_msb_bits=settings.grad_msb_bits,

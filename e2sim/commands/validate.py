@@ -61,7 +61,7 @@ def validate(log_path, log_format, against, windows, idle_mark, idle_w, column_m
         if not val:
             raise E2simError(f"missing option {name} (or use --published)")
     from ..output import write_atomic
-    from ..validation.compare import compare, trace_png
+    from ..validation.compare import compare, trace_png, trace_title
     from ..validation.estimate_file import load_estimate
     from ..validation.integrate import window_energy
     from ..validation.logs import LogChecks, read_log
@@ -81,7 +81,7 @@ def validate(log_path, log_format, against, windows, idle_mark, idle_w, column_m
     out = _run_dir(run_dir)
     write_atomic(out / "comparison.csv", result.to_csv(index=False))
     write_atomic(out / "windows.csv", table.to_csv(index=False))
-    write_atomic(out / "trace.png", trace_png(log, table, est, f"{Path(log_path).name} vs {Path(against).name}"))
+    write_atomic(out / "trace.png", trace_png(log, table, est, trace_title(est, Path(log_path).name, Path(against).name)))
     click.echo(f"e2sim: wrote {out}/trace.png, comparison.csv, windows.csv", err=True)
     emit(frame_to_text(result, fmt))
 

@@ -10,6 +10,7 @@ from ..output import write_atomic
 CURVE_COLUMNS = ("iteration", "executed", "loss", "train_accuracy", "test_accuracy", "lr",
                  "slu_executed_fraction", "cumulative_energy_j")
 CURVES_FILE = "curves.csv"
+CONFIG_FILE = "config.json"  # the run's settings record (written by train.loop)
 
 
 def write_curves(rows: list[dict], path: Path) -> None:
@@ -38,3 +39,19 @@ def read_curves(path: str | Path):
 
 def read_run_curves(run_dir: str | Path):
     return read_curves(Path(run_dir) / CURVES_FILE)
+
+
+def read_run_record(run_dir: str | Path) -> dict:
+    """A run's ``config.json``: its settings under ``config`` (workload, techniques, profile, ...)."""
+    import json
+
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise E2simError(f"{path}: no such file (not a run directory written by e2sim train)")
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("config"), dict) or "workload" not in record["config"]:
+            raise ValueError("no config.workload")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise E2simError(f"{path}: unreadable run record ({exc})") from None
+    return record

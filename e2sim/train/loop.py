@@ -29,11 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import E2simError
 from ..output import write_atomic
 from . import schedule
-from .curves import CURVE_COLUMNS, CURVES_FILE, read_curves, write_curves
+from .curves import CONFIG_FILE, CURVE_COLUMNS, CURVES_FILE, read_curves, read_run_record, write_curves
 
 PSG_LR = 0.03  # paper setup for PSG runs (../shared/reference/e2train-paper.md §3): SignSGD prefers small lr
 CHECKPOINT = "checkpoint.pt"
-CONFIG_FILE = "config.json"
 
 
 class TrainConfig(BaseModel):
@@ -278,7 +277,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         if it % ckpt_every == 0 or it == config.iterations:
             save(it)
     if end == config.iterations:
-        plot_run(rows, out / "curves.png", title=f"{workload.name} ({out.name})")
+        plot_run(rows, out / "curves.png", read_run_record(out))
         log(f"done: {out}")
     return rows
 

@@ -17,6 +17,7 @@ describe PSG's prediction along an ordinary training trajectory.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -75,12 +76,16 @@ def compare_layer(x, gy, grad_fp32, conv, settings: ProbeSettings, x_signed: boo
 
 
 def run_probe(model, workload, dataset, settings: ProbeSettings,
-              progress: Callable[[str], None] = lambda s: None):
-    """Train ``model`` for ``settings.steps`` steps; returns (per-layer rows, per-decile rows) as DataFrames."""
+              log: Callable[[str], None] = lambda s: None, quiet: bool = True):
+    """Train ``model`` for ``settings.steps`` steps; returns (per-layer rows, per-decile rows) as DataFrames.
+
+    Unless ``quiet``, a progress bar on stderr (when it is a terminal) counts training steps and layer
+    comparisons (the slow part), so its remaining time holds; ``log`` lines are printed above it."""
     import pandas as pd
     import torch
     from torch import nn
 
+    from .. import progress
     from .data import batches
 
     torch.manual_seed(settings.seed)
@@ -107,6 +112,15 @@ def run_probe(model, workload, dataset, settings: ProbeSettings,
     loss_fn = nn.CrossEntropyLoss()
     it = batches(dataset.x_train, dataset.y_train, settings.batch_size, rng)
     rows, dec_rows = [], []
+    sampled = settings.steps // settings.sample_every
+    bar = progress.bar(total=settings.steps + sampled * len(convs), desc="psg-accuracy (steps + layer comparisons)",
+                       unit="task", quiet=quiet)
+    if progress.enabled(quiet):
+        plain_log = log
+
+        def log(msg: str) -> None:  # lift the bar, print the line, redraw the bar below it
+            with bar.external_write_mode(file=sys.stderr):
+                plain_log(msg)
     model.train()
     try:
         for step in range(1, settings.steps + 1):
@@ -117,7 +131,7 @@ def run_probe(model, workload, dataset, settings: ProbeSettings,
             loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(yb))
             loss.backward()
             if capture[0]:
-                progress(f"step {step}/{settings.steps}: loss {loss.item():.4f}, comparing {len(convs)} conv layers")
+                log(f"step {step}/{settings.steps}: loss {loss.item():.4f}, comparing {len(convs)} conv layers")
                 for name, conv in convs:
                     c = captured[name]
                     r, d = compare_layer(c["x"], c["gy"], conv.weight.grad.numpy(), conv, settings,
@@ -126,8 +140,11 @@ def run_probe(model, workload, dataset, settings: ProbeSettings,
                                 grad_msb_bits=settings.grad_msb_bits)
                     rows += [{**base, **x} for x in r]
                     dec_rows += [{**base, **x} for x in d]
+                    bar.update()
             opt.step()
+            bar.update()
     finally:
+        bar.close()
         for h in handles:
             h.remove()
     cols = ["workload", "step", "layer", "bits", "msb_bits", "grad_msb_bits", "threshold"]
@@ -138,41 +155,82 @@ def run_probe(model, workload, dataset, settings: ProbeSettings,
     return table, deciles
 
 
-def plot(table, path, msb_swept: bool, thr_swept: bool) -> bytes:
-    """PNG: mean sign agreement and fallback fraction vs the swept setting (per layer when none is)."""
-    import io
+def _layer_means(table):
+    """Per layer (rows, in model order) x setting (columns ``(msb_bits, threshold)``): mean over the sampled
+    steps of sign agreement and fallback fraction, in %."""
+    mean = table.groupby(["layer", "msb_bits", "threshold"], sort=False)[
+        ["sign_agreement", "fallback_fraction"]].mean() * 100
+    layers = list(dict.fromkeys(table["layer"]))
+    return {col: mean[col].unstack(["msb_bits", "threshold"]).reindex(layers).sort_index(axis=1)
+            for col in ("sign_agreement", "fallback_fraction")}
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_title(workload: str, data: str, settings: ProbeSettings) -> str:
+    from ..plotstyle import compose_title
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    if msb_swept or thr_swept:
-        xkey, lkey = ("msb_bits", "threshold") if msb_swept else ("threshold", "msb_bits")
-        mean = table.groupby([lkey, xkey])[["sign_agreement", "fallback_fraction"]].mean().reset_index()
-        for lval, grp in mean.groupby(lkey):
-            xs = grp[xkey].to_numpy()
-            xpos = xs if xkey == "msb_bits" else np.arange(len(xs))
-            for ax, col in zip(axes, ("sign_agreement", "fallback_fraction")):
-                ax.plot(xpos, grp[col], marker="o", label=f"{lkey}={lval:g}")
-                if xkey == "threshold":
-                    ax.set_xticks(xpos, [f"{v:g}" for v in xs])
-        for ax in axes:
-            ax.set_xlabel(xkey)
-            ax.legend(fontsize=7)
-    else:
-        mean = table.groupby("layer", sort=False)[["sign_agreement", "fallback_fraction"]].mean()
-        for ax, col in zip(axes, ("sign_agreement", "fallback_fraction")):
-            ax.bar(np.arange(len(mean)), mean[col])
-            ax.set_xticks(np.arange(len(mean)), mean.index, rotation=90, fontsize=6)
-    axes[0].set_ylabel("sign agreement (mean over layers and steps)")
-    axes[1].set_ylabel("fallback fraction")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return compose_title(workload, f"data {data}", {
+        "steps": settings.steps, "sampled every": settings.sample_every, "batch": settings.batch_size,
+        "input bits": settings.bits, "MSB bits": settings.msb_bits, "grad MSB bits": settings.grad_msb_bits,
+        "threshold": settings.thresholds, "seed": settings.seed})
+
+
+def plot(table, title: str) -> bytes:
+    """PNG: each conv layer's mean sign agreement and fallback fraction (%), one row per layer.
+
+    One setting: horizontal bars per layer. Several (a sweep of MSB bits or thresholds): heat maps with a
+    column per setting, each cell annotated, the column label giving the mean over layers."""
+    from .. import plotstyle
+
+    grids = _layer_means(table)
+    agree, fall = grids["sign_agreement"], grids["fallback_fraction"]
+    layers = list(agree.index)
+    settings = list(agree.columns)
+    # one text line per layer at the tick size: about 0.16 in a row
+    height = 1.6 + 0.16 * len(layers)
+    ypos = np.arange(len(layers))
+    if len(settings) == 1:
+        fig, axes = plotstyle.new_figure(1, 2, figsize=(10, height), sharey=True)
+        for ax, grid, name, color in ((axes[0], agree, "sign agreement", "tab:blue"),
+                                      (axes[1], fall, "fallback fraction", "tab:orange")):
+            vals = grid.iloc[:, 0].to_numpy()
+            ax.barh(ypos, vals, color=color)
+            m = np.nanmean(vals)
+            ax.axvline(m, color="k", lw=1, ls="--")
+            ax.set_title(f"mean over layers {m:.1f} % (dashed)")
+            ax.set_xlabel(f"{name} (%)")
+            ax.set_xlim(0, 100)
+            ax.grid(axis="x", alpha=0.3)
+        axes[0].set_yticks(ypos, layers)
+        axes[0].set_ylim(len(layers) - 0.5, -0.5)  # first layer on top, no empty margin
+        axes[0].set_ylabel("conv layer (model order)")
+        return plotstyle.to_png(fig, title=title)
+    # few settings: three-line column labels, horizontal; many: one line each, vertical
+    vertical = len(settings) > 6
+    width = 3.5 + 2 * (0.28 if vertical else 0.8) * len(settings)
+    fig, axes = plotstyle.new_figure(1, 2, figsize=(width, height + (1.6 if vertical else 0.4)), sharey=True)
+    sep = ", " if vertical else "\n"
+    labels = [f"msb {m}{sep}thr {t:g}" for m, t in settings]
+    annotate = len(settings) <= 12
+    for ax, grid, name, cmap in ((axes[0], agree, "sign agreement", "viridis"),
+                                 (axes[1], fall, "fallback fraction", "magma")):
+        vals = grid.to_numpy()
+        im = ax.imshow(vals, aspect="auto", cmap=cmap, vmin=0, vmax=100, interpolation="nearest")
+        means = np.nanmean(vals, axis=0)
+        ax.set_xticks(np.arange(len(settings)), [f"{lab}{sep}mean {v:.1f}" for lab, v in zip(labels, means)],
+                      rotation=90 if vertical else 0)
+        ax.set_xlabel("setting (MSB input bits, threshold)")
+        cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02)
+        cb.set_label(f"{name} (%)")
+        plotstyle.style_axes(cb.ax)
+        if annotate:
+            for (i, j), v in np.ndenumerate(vals):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=plotstyle.MIN_FONT_PT,
+                            color="white" if v < 55 else "black")  # both maps run dark to light
+        ax.set_title(f"{name} (%)")
+    axes[0].set_yticks(ypos, layers)
+    axes[0].set_ylabel("conv layer (model order)")
+    return plotstyle.to_png(fig, title=title)
 
 
 def fallback_by_layer(table, msb_bits: int, threshold: float) -> dict[str, float]:
