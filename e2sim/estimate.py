@@ -130,6 +130,8 @@ class Estimate:
             "iterations_scheduled": self.plan.iterations_scheduled,
             "iterations_executed": self.plan.iterations_executed,
             "techniques": list(self.plan.notes), "settings": self.settings,
+            # per linear profile constant, its coefficient over the run (calibrate and validate read it)
+            "activity": self.activity(),
             "e2sim_version": __version__, "config_hash": self.config_hash(),
         }
 

@@ -15,6 +15,17 @@ from .techniques import PSG, SLU, SMD, Baseline, PSGBits, Techniques, baseline_p
 from .workload import Workload, load_workload
 
 
+# The settings of validation/REPRODUCTION.md's main rows, used by ``e2sim estimate --compare`` when no
+# technique is given: SMD drop rate 0.5 is the official code's (main_all.py l.223); the SLU skip ratio and
+# the PSG fallback fraction are not published, so these two are assumptions (REPRODUCTION.md shows a grid).
+PAPER_SMD_RATE, ASSUMED_SLU_SKIP, ASSUMED_PSG_FALLBACK = 0.5, 0.4, 0.1
+
+
+def paper_techniques(skip: float = ASSUMED_SLU_SKIP, fallback: float = ASSUMED_PSG_FALLBACK) -> Techniques:
+    """All three techniques at the paper's SMD rate and the assumed skip ratio and fallback fraction."""
+    return Techniques(smd=SMD(PAPER_SMD_RATE), slu=SLU(skip), psg=PSG(fallback=fallback))
+
+
 def configure(*, smd: float | None = None, seed: int | None = None, slu_skip: float | None = None,
               slu_stats: str | None = None, psg: bool = False, psg_bits: str | None = None,
               psg_fallback: float | None = None, psg_stats: str | None = None) -> Techniques:
@@ -83,16 +94,6 @@ class Savings:
         a.insert(0, "config", self.label)
         b.insert(0, "config", f"baseline:{self.baseline_name}")
         return pd.concat([a, b], ignore_index=True)
-
-    def summary_frame(self):
-        import pandas as pd
-
-        rows = [(self.label, self.config), (f"baseline:{self.baseline_name}", self.baseline)]
-        return pd.DataFrame({
-            "config": [r[0] for r in rows], "energy_j": [r[1].energy_j for r in rows],
-            "time_s": [r[1].time_s for r in rows],
-            "saving": [self.saving, 0.0],
-        })
 
 
 def _price(workload: Workload, techniques: Techniques, precision: str, profile, iterations, batch_size,

@@ -18,12 +18,14 @@ from __future__ import annotations
 import sys
 
 from e2sim.counts import count
-from e2sim.savings import compare
+from e2sim.savings import ASSUMED_PSG_FALLBACK as FALLBACK
+from e2sim.savings import ASSUMED_SLU_SKIP as SKIP
+from e2sim.savings import PAPER_SMD_RATE as SMD_RATE
+from e2sim.savings import compare, paper_techniques
 from e2sim.techniques import PSG, SLU, SMD, Techniques, add_gates
 from e2sim.workload import load_workload
 
 PROFILE = "zedboard"
-SMD_RATE, SKIP, FALLBACK = 0.5, 0.4, 0.1
 CLAIMS = {
     "resnet74_cifar10": {"SMD": "~50% (SMD alone halves the executed iterations; §7.3)",
                          "SMD+SLU+PSG": ">90% at ~2% top-1 loss (H1); >60% at ~1.2% (H2)"},
@@ -32,7 +34,7 @@ CLAIMS = {
 
 
 def techniques(skip=SKIP, fb=FALLBACK) -> Techniques:
-    return Techniques(smd=SMD(SMD_RATE), slu=SLU(skip), psg=PSG(fallback=fb))
+    return paper_techniques(skip, fb)
 
 
 def main(out=sys.stdout) -> None:

@@ -56,28 +56,6 @@ def technique_options(f):
 TECHNIQUE_KEYS = ("smd", "seed", "slu_skip", "slu_stats", "psg", "psg_bits", "psg_fallback", "psg_stats")
 
 
-def run_estimate_with_techniques(workload, profile, precision, iterations, batch_size, scalesim_compat, fmt,
-                                 opts: dict) -> None:
-    """The estimate command's body when techniques, a baseline or --compare are involved."""
-    from ..output import emit, frame_to_text, to_json
-    from ..savings import compare, configure, estimate_with_savings
-
-    techniques = configure(**{k: opts[k] for k in TECHNIQUE_KEYS})
-    kw = dict(baseline=opts["baseline"], iterations=iterations, batch_size=batch_size,
-              scalesim_compat=scalesim_compat)
-    if opts["compare"]:
-        df = compare(workload, profile, precision, techniques, **kw)
-        emit(to_json(df.to_dict(orient="records")) + "\n" if fmt == "json" else frame_to_text(df, fmt))
-        return
-    sv = estimate_with_savings(workload, profile, precision, techniques, **kw)
-    if fmt == "json":
-        emit(to_json(sv.to_dict()) + "\n")
-    elif fmt == "csv":
-        emit(frame_to_text(sv.to_frame(), fmt))
-    else:
-        emit(frame_to_text(sv.to_frame(), fmt) + "\n" + frame_to_text(sv.summary_frame(), fmt))
-
-
 def uses_techniques(opts: dict) -> bool:
     """Whether any technique, a non-default baseline or --compare was asked for."""
     return any(opts[k] not in (None, False) for k in TECHNIQUE_KEYS) or opts["compare"] or opts["baseline"] is not None
