@@ -38,7 +38,8 @@ SHORT_HELP: dict[str, str] = {
     "calibrate": "Fit profile constants to measured window energies (non-negative least squares) and write a new "
                  "profile whose fitted constants record the fit: logs, windows, residuals and prior values.",
     "counts": "Per-layer, per-pass MACs, element operations and tensor elements read/written for one iteration.",
-    "curves": "Overlay training runs on accuracy-vs-energy axes.",
+    "curves": "Overlay training runs on accuracy-vs-energy axes; the legend names each run's techniques (from its "
+              "config.json).",
     "cycles": "Per-layer cycles, utilisation and SRAM/DRAM access counts, column by column as SCALE-Sim reports "
               "them.",
     "estimate": "Energy and time of a whole training run on a hardware profile.",
