@@ -31,28 +31,23 @@ COMMANDS: dict[str, str] = {
 }
 
 
-# command name -> its help's first sentence, so that ``e2sim --help`` lists the commands without importing
-# them (tests/test_cli_startup.py checks each against the command's own help). A command missing here is
-# imported to ask it.
-SHORT_HELP: dict[str, str] = {
-    "calibrate": "Fit profile constants to measured window energies (non-negative least squares) and write a new "
-                 "profile whose fitted constants record the fit: logs, windows, residuals and prior values.",
-    "counts": "Per-layer, per-pass MACs, element operations and tensor elements read/written for one iteration.",
-    "curves": "Overlay training runs on accuracy-vs-energy axes; the legend names each run's techniques (from its "
-              "config.json).",
-    "cycles": "Per-layer cycles, utilisation and SRAM/DRAM access counts, column by column as SCALE-Sim reports "
-              "them.",
-    "estimate": "Energy and time of a whole training run on a hardware profile.",
-    "profiles": "List the bundled hardware profiles (hardware_profiles/*.yaml).",
-    "psg-accuracy": "How often PSG's predicted weight-gradient sign is right, per conv layer, on a short real "
-                    "training run.",
-    "sweep": "Energy / time / saving over a grid of technique settings -> a Parquet dataset and saving.png.",
-    "train": "Train a workload's model with SMD / SLU / PSG; writes curves, statistics and checkpoints into --out.",
-    "validate": "Measured vs estimated energy per marked window of a power log (total, idle/static, dynamic), with "
-                "a PNG of the trace; or, with --published, profile predictions vs published Zynq-7000 "
-                "measurements with leave-one-out calibration error.",
-    "workloads": "List the bundled workloads.",
-}
+def _docstring(target: str) -> str | None:
+    """The docstring of a command's function read from its module's source, without importing the module
+    (which would import numpy, pydantic, ...): ``e2sim --help`` lists every command. None if not found (the
+    command is then imported to ask it). tests/test_cli_startup.py checks it against each command's help."""
+    import importlib.util
+    import inspect
+    import re
+
+    mod, attr = target.split(":")
+    try:
+        spec = importlib.util.find_spec(mod)
+        with open(spec.origin, encoding="utf-8") as f:
+            src = f.read()
+    except (ImportError, AttributeError, TypeError, OSError):
+        return None
+    m = re.search(rf'^def {re.escape(attr)}\(.*?"""(.*?)"""', src, re.S | re.M)
+    return inspect.cleandoc(m.group(1)) if m else None
 
 
 class LazyGroup(click.Group):
@@ -66,7 +61,7 @@ class LazyGroup(click.Group):
         limit = formatter.width - 6 - max(len(n) for n in names)
         rows = []
         for name in names:
-            text = SHORT_HELP.get(name)
+            text = _docstring(COMMANDS[name])
             if text is None:
                 cmd = self.get_command(ctx, name)
                 if cmd is None or cmd.hidden:
