@@ -92,6 +92,49 @@ class _Stats:
             setattr(self, k, v.clone())
 
 
+CHECKPOINT_KEYS = ("iteration", "model", "optimizer", "stats", "energy_j")
+
+
+def load_checkpoint(path: Path, model, optimizer, stats: _Stats, iterations: int) -> tuple[int, float]:
+    """Restore model, optimizer and statistics from ``path``; (iteration, cumulative energy_j). The file is
+    read with torch's restricted unpickler (tensors and plain containers, never code); anything that is
+    not a checkpoint of this run (garbage, truncated, other keys or shapes) is an E2simError naming it."""
+    import torch
+
+    def bad(why: str) -> E2simError:
+        return E2simError(f"{path}: not a checkpoint of this run ({why}); start again in a new --out")
+
+    try:
+        ckpt = torch.load(path, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle untrusted bytes is a bad file
+        text = str(exc)
+        # torch's refusal explains weights_only at length; its last sentence says what was found
+        text = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation", 1)[0]
+        first = (text.strip().splitlines() or [""])[0][:120]
+        raise bad(f"unreadable: {type(exc).__name__}{': ' + first if first else ''}") from None
+    if not isinstance(ckpt, dict) or set(ckpt) != set(CHECKPOINT_KEYS):
+        keys = sorted(map(str, ckpt)) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise bad(f"holds {keys}, expected keys {list(CHECKPOINT_KEYS)}")
+    it, energy_j = ckpt["iteration"], ckpt["energy_j"]
+    if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it <= iterations:
+        raise bad(f"iteration {it!r} is not an integer in [0, {iterations}]")
+    if isinstance(energy_j, bool) or not isinstance(energy_j, (int, float)) or not 0 <= energy_j < math.inf:
+        raise bad(f"energy_j {energy_j!r} is not a finite number >= 0")
+    want = stats.state()
+    got = ckpt["stats"]
+    if not isinstance(got, dict) or set(got) != set(want) or any(
+            not isinstance(got[k], torch.Tensor) or got[k].shape != v.shape for k, v in want.items()):
+        raise bad("statistics of other blocks or layers")
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise bad(f"model or optimizer state does not fit: {first}") from None
+    stats.load(got)
+    return int(it), float(energy_j)
+
+
 def _resume_rows(path: Path, upto: int) -> list[dict]:
     """The checkpoint's rows of curves.csv; rows a killed run wrote past its checkpoint are dropped."""
     df = read_curves(path)
@@ -181,11 +224,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     rows: list[dict] = []
     start, energy_j = 0, 0.0
     if resume:
-        ckpt = torch.load(out / CHECKPOINT, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        stats.load(ckpt["stats"])
-        start, energy_j = int(ckpt["iteration"]), float(ckpt["energy_j"])
+        start, energy_j = load_checkpoint(out / CHECKPOINT, model, optimizer, stats, config.iterations)
         rows = _resume_rows(out / CURVES_FILE, start)
         log(f"resuming {out} at iteration {start}")
     else:
