@@ -61,7 +61,7 @@ def validate(log_path, log_format, against, windows, idle_mark, idle_w, column_m
         if not val:
             raise E2simError(f"missing option {name} (or use --published)")
     from ..output import write_atomic
-    from ..validation.compare import compare, trace_png, trace_title
+    from ..validation.compare import compare, duration_mismatch, trace_png, trace_title
     from ..validation.estimate_file import load_estimate
     from ..validation.integrate import window_energy
     from ..validation.logs import LogChecks, read_log
@@ -78,6 +78,9 @@ def validate(log_path, log_format, against, windows, idle_mark, idle_w, column_m
         log = log[log["rail"].isin(rails)]
     table = window_energy(log, list(windows) or None, idle_mark=idle_mark, idle_w=idle_w)
     result = compare(table, est)
+    mismatch = duration_mismatch(table, est)
+    if mismatch:
+        click.echo(f"e2sim: warning: {mismatch}", err=True)
     out = _run_dir(run_dir)
     write_atomic(out / "comparison.csv", result.to_csv(index=False))
     write_atomic(out / "windows.csv", table.to_csv(index=False))

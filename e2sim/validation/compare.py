@@ -132,3 +132,26 @@ def _duration(seconds: float) -> str:
         if seconds < limit:
             return f"{seconds / div:.3g} {unit}"
     return f"{seconds / 86400:.3g} days"
+
+
+# Beyond this ratio between the estimate's modelled time and a window's measured duration the estimate does
+# not describe what the window ran (e.g. a whole 64k-iteration run against a seconds-long measurement).
+DURATION_RATIO_LIMIT = 2.0
+
+
+def duration_mismatch(windows: pd.DataFrame, est: EstimateRecord) -> str | None:
+    """One line saying which windows last more than DURATION_RATIO_LIMIT times longer or shorter than the
+    estimate's time, and how to estimate the window instead; None when all agree."""
+    from ..summary import fmt_time
+
+    tot = window_totals(windows)
+    bad = [(int(w["mark"]), float(w["duration_s"])) for _, w in tot.iterrows()
+           if w["duration_s"] > 0 and not (1 / DURATION_RATIO_LIMIT <= est.time_s / w["duration_s"]
+                                           <= DURATION_RATIO_LIMIT)]
+    if not bad:
+        return None
+    mark, dur = bad[0]
+    more = f" (and {len(bad) - 1} more window{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+    return (f"the estimate covers {fmt_time(est.time_s)} but window {mark} lasted {fmt_time(dur)}{more}, "
+            f"{est.time_s / dur:.3g}x; estimate what the window ran: e2sim estimate --workload W "
+            f"--iterations N --format json")

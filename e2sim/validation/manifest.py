@@ -127,7 +127,9 @@ def log_windows(log: str | Path, profile: str, activity_fn: ActivityFn = estimat
         elif w.estimate is not None:
             rec = load_estimate(side.parent / w.estimate)
             if rec.activity is None:
-                raise E2simError(f"{side.parent / w.estimate}: estimate has no 'activity' (the per-constant coefficients)")
+                raise E2simError(f"{side.parent / w.estimate}: estimate has no 'activity' (the per-constant "
+                                 f"coefficients); write it for what window {w.mark} ran with e2sim estimate "
+                                 f"--workload W --iterations N --format json")
             act = dict(rec.activity)
         else:
             act = activity_fn(w.run, profile)
