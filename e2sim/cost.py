@@ -81,16 +81,18 @@ def item_costs(plan: Plan, geo: Geometry, profile: HardwareProfile, compat: bool
     compute = np.zeros(n_items)
     macs = np.zeros(n_items)
     it = g.item
-    sram_r[it, 0] = cnt * mp["sram_ifmap_reads"] * a
-    sram_w[it, 0] = cnt * mp["dram_ifmap_reads"] * a  # fills from DRAM
-    sram_r[it, 1] = cnt * mp["sram_filter_reads"] * b
-    sram_w[it, 1] = cnt * mp["dram_filter_reads"] * b
-    sram_w[it, 2] = cnt * (mp["sram_ofmap_writes"] + mp["dram_ofmap_reads"]) * c
-    sram_r[it, 2] = cnt * (mp["sram_ofmap_reads"] + mp["dram_ofmap_writes"]) * c  # psum read-back, drains
-    dram_r[it] = cnt * (mp["dram_ifmap_reads"] * a + mp["dram_filter_reads"] * b + mp["dram_ofmap_reads"] * c)
-    dram_w[it] = cnt * mp["dram_ofmap_writes"] * c
-    compute[it] = cnt * mp["compute_cycles"] * stretch
-    macs[it] = g.macs
+    # An item may have several GEMMs (an lstm's input gradient): sum them per item.
+    np.add.at(sram_r[:, 0], it, cnt * mp["sram_ifmap_reads"] * a)
+    np.add.at(sram_w[:, 0], it, cnt * mp["dram_ifmap_reads"] * a)  # fills from DRAM
+    np.add.at(sram_r[:, 1], it, cnt * mp["sram_filter_reads"] * b)
+    np.add.at(sram_w[:, 1], it, cnt * mp["dram_filter_reads"] * b)
+    np.add.at(sram_w[:, 2], it, cnt * (mp["sram_ofmap_writes"] + mp["dram_ofmap_reads"]) * c)
+    np.add.at(sram_r[:, 2], it, cnt * (mp["sram_ofmap_reads"] + mp["dram_ofmap_writes"]) * c)  # psums, drains
+    np.add.at(dram_r, it, cnt * (mp["dram_ifmap_reads"] * a + mp["dram_filter_reads"] * b
+                                 + mp["dram_ofmap_reads"] * c))
+    np.add.at(dram_w, it, cnt * mp["dram_ofmap_writes"] * c)
+    np.add.at(compute, it, cnt * mp["compute_cycles"] * stretch)
+    np.add.at(macs, it, g.macs)
 
     # Element-wise work of every item (unscaled here, like the GEMMs); tensors of items without a GEMM
     # stream through the buffers.

@@ -6,12 +6,21 @@ per iteration whatever the batch (``*_fixed``: weights, weight gradients, optimi
 Techniques rescale the per-sample part (selective layer update skips samples, SMD skips iterations); the
 hardware stage prices the totals.
 
-Counting rules (per sample unless said otherwise; e = elements of the layer's output):
-- conv / linear: fwd MACs = Cout*Ho*Wo*(Cin/groups)*kh*kw; bwd_input the same (a transposed conv; zero
-  where the input needs no gradient, i.e. the first layer); bwd_weight the same. Bias: e element ops
-  forward (add) and e in bwd_weight (reduction of grad_output).
-- lstm (one step per sample, torch.nn.LSTM layout): 4H(I+H) MACs in each of fwd, bwd_input, bwd_weight;
-  element ops 16H forward (8H bias adds, 5H sigmoid/tanh, 3H cell products and sum) and 16H backward.
+Counting rules (per sample unless said otherwise; e = elements of the layer's output; every count is
+per step times the layer's ``steps``):
+- conv / linear: fwd MACs = Cout*Ho*Wo*(Cin/groups)*kh*kw (dilation changes no MAC); bwd_input the same
+  (zero where the input needs no gradient, e.g. the first layer); bwd_weight the same (zero where the
+  weights are frozen). Bias: e element ops forward (add) and e in bwd_weight (reduction of grad_output).
+- conv_transpose: MACs = Cin*Hin*Win*(Cout/groups)*kh*kw in each pass (torch's count).
+- matmul (A (batch, M, K) @ B (batch, K, N), both activations): batch*M*N*K in fwd; bwd_input = dA
+  where A needs a gradient, bwd_weight = dB where B does (B plays the GEMM's weight role but is per
+  sample and has no update).
+- lstm / gru (torch layout, G = 4 / 3 gates): G*H*(I+H) MACs per step forward and weight gradient; the
+  input gradient is G*H*I per step where the input needs it plus G*H*H per step whose previous hidden
+  state needs it (all steps but the first unless ``state_needs_grad``). Element ops per step: 16H (lstm)
+  / 17H (gru) forward and the same backward (``RNN_ELEM_OPS``).
+- mul (n inputs): (n-1)*e ops forward, n*(n-1)*e backward (each input's gradient multiplies grad_output
+  by the other inputs); broadcast inputs are counted at the output's size.
 - batchnorm (training mode): 5 element ops per element forward (mean, variance, normalise, scale, shift;
   fvcore's training-mode count); backward split in bwd_weight 4/elem (recompute x_hat: 2, sum(dy*x_hat)
   and sum(dy): 2) and bwd_input 4/elem (dx = gamma*inv_std*(dy - dbeta/N - x_hat*dgamma/N)).
@@ -31,13 +40,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import E2simError
-from .workload import MAX_BATCH, Workload
+from .workload import GEMM_KINDS, MAX_BATCH, RNN_GATES, Workload
 
 PASSES = ("fwd", "bwd_input", "bwd_weight", "update")
 TENSORS = ("input", "weight", "output", "grad_output", "grad_input", "grad_weight", "state")
 P = {p: i for i, p in enumerate(PASSES)}
 T = {t: i for i, t in enumerate(TENSORS)}
 UPDATE_OPS_PER_PARAM = 3
+# Element operations of one lstm / gru step per hidden unit, forward (the same again backward).
+# LSTM: 8H bias adds, 5H sigmoid/tanh, 3H cell products and sum. GRU: 6H bias adds, 2H r/z sums,
+# 2H for n = tanh(x_n + r * h_n), 3H sigmoid/tanh, 4H for h' = (1 - z) * n + z * h.
+RNN_ELEM_OPS = {"lstm": 16, "gru": 17}
 
 
 @dataclass(frozen=True)
@@ -153,46 +166,71 @@ def _count_layer(i, L, ms, mf, os_, of, rs, rf, ws, wf, params) -> None:
     fwd, bi, bw, up = _FWD, _BI, _BW, _UP
     ti, tw, to, tgo, tgi, tgw, tst = _TI, _TW, _TO, _TGO, _TGI, _TGW, _TST
     cin, hin, win = L.in_shape
-
     cout, hout, wout = L.out_shape
-    e_in, e_out = cin * hin * win, cout * hout * wout
+    steps = L.steps
+    e_in, e_out = cin * hin * win * steps, cout * hout * wout * steps
     k = L.kind
     owns = L.weights_from is None
     w = L.weight_elems
     params[i] = w if owns else 0
     gin = L.needs_input_grad
+    gw = L.needs_weight_grad
+    n_in = L.n_inputs if k in ("add", "mul") else 1
 
     # Forward: every layer reads its input(s) and writes its output.
-    rs[i, fwd, ti] = e_in * (L.n_inputs if k == "add" else 1)
+    rs[i, fwd, ti] = e_in * n_in
     ws[i, fwd, to] = e_out
     if gin:
-        ws[i, bi, tgi] = e_in * (L.n_inputs if k == "add" else 1)
+        ws[i, bi, tgi] = e_in * n_in
         rs[i, bi, tgo] = e_out
 
-    if k in ("conv", "linear", "lstm"):
+    if k in GEMM_KINDS:
+        mac_bi = None
         if k == "conv":
             mac = e_out * (cin // L.groups) * L.kernel[0] * L.kernel[1]
+        elif k == "conv_transpose":
+            mac = e_in * (cout // L.groups) * L.kernel[0] * L.kernel[1]
         elif k == "linear":
-            mac = cin * cout
+            mac = cin * cout * steps
+        elif k == "matmul":
+            mac = cin * hin * win * wout * steps  # batch * M * K * N
         else:
-            h = L.hidden or cout
-            mac = 4 * h * (cin + h)
+            g, h = RNN_GATES[k], L.hidden or cout
+            mac = g * h * (cin + h) * steps
+            # Input gradient: through W_ih at every step where the input needs it; through W_hh wherever
+            # the previous hidden state does (every step but the first unless the initial state needs it).
+            rec_steps = steps - 1 + L.state_needs_grad if (gin or gw or L.state_needs_grad) else 0
+            mac_bi = g * h * (cin * steps * gin + h * rec_steps)
         ms[i, fwd] = mac
-        ms[i, bw] = mac
-        rf[i, fwd, tw] = w
-        rs[i, bw, ti] = e_in
-        rs[i, bw, tgo] = e_out
-        wf[i, bw, tgw] = w
-        if gin:
-            ms[i, bi] = mac
-            rf[i, bi, tw] = w
-        if k == "lstm":
+        if k == "matmul":  # B is an activation: per sample, read by forward and input gradient
+            b_elems = cin * win * wout * steps
+            rs[i, fwd, tw] = b_elems
+        else:
+            rf[i, fwd, tw] = w
+        if gw:
+            ms[i, bw] = mac
+            rs[i, bw, ti] = e_in
+            rs[i, bw, tgo] = e_out
+            if k == "matmul":
+                ws[i, bw, tgw] = b_elems
+            else:
+                wf[i, bw, tgw] = w
+        mac_bi = (mac if gin else 0) if mac_bi is None else mac_bi
+        if mac_bi:
+            ms[i, bi] = mac_bi
+            if k == "matmul":
+                rs[i, bi, tw] = b_elems
+            else:
+                rf[i, bi, tw] = w
+        if k in RNN_GATES:
             h = L.hidden or cout
-            os_[i, fwd] = 16 * h
-            os_[i, bi if gin else bw] = 16 * h
+            per_step = RNN_ELEM_OPS[k] * h * steps
+            os_[i, fwd] = per_step
+            os_[i, bi if mac_bi else bw] = per_step
         elif L.bias:
             os_[i, fwd] = e_out
-            os_[i, bw] = e_out
+            if gw:
+                os_[i, bw] = e_out
     elif k == "batchnorm":
         os_[i, fwd] = 5 * e_out
         rf[i, fwd, tw] = w
@@ -215,9 +253,14 @@ def _count_layer(i, L, ms, mf, os_, of, rs, rf, ws, wf, params) -> None:
             os_[i, bi] = 3 * e_out
             rs[i, bi, to] = e_out
     elif k == "add":
-        os_[i, fwd] = (L.n_inputs - 1) * e_out
+        os_[i, fwd] = (n_in - 1) * e_out
         if gin:
-            os_[i, bi] = (L.n_inputs - 1) * e_out
+            os_[i, bi] = (n_in - 1) * e_out
+    elif k == "mul":
+        os_[i, fwd] = (n_in - 1) * e_out
+        if gin:
+            os_[i, bi] = n_in * (n_in - 1) * e_out
+            rs[i, bi, ti] = e_in * n_in
     elif k == "maxpool":
         os_[i, fwd] = e_out * (L.kernel[0] * L.kernel[1] - 1)
         if gin:
@@ -229,7 +272,7 @@ def _count_layer(i, L, ms, mf, os_, of, rs, rf, ws, wf, params) -> None:
     else:  # pragma: no cover - LayerKind is a closed Literal
         raise AssertionError(k)
 
-    if owns and w:
+    if owns and w and gw:
         of[i, up] = UPDATE_OPS_PER_PARAM * w
         rf[i, up, tw] = w
         rf[i, up, tgw] = w

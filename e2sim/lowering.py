@@ -33,51 +33,109 @@ FWD, BWD_IN, BWD_W, UPD = (PASSES.index(p) for p in PASSES)
 # The tensor a pass writes (its GEMM's C operand).
 OUT_TENSOR = np.array([TENSORS.index("output"), TENSORS.index("grad_input"),
                        TENSORS.index("grad_weight"), TENSORS.index("weight")])
-KIND_CONV, KIND_LINEAR, KIND_LSTM, KIND_OTHER = 0, 1, 2, 3
+# How a GEMM grows with the samples that run it: rows of A (M), the reduction (K), or independent copies.
+FOLD_M, FOLD_K, FOLD_COUNT = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Per-layer shape arrays (length L) used by the lowering."""
+    """The GEMM templates of a workload: per (layer, pass) with MACs, one or more GEMMs per sample, sorted by
+    (layer, pass). ``m0``/``k0``/``count0`` are per sample along the ``fold`` dimension; ``a_unique0`` is
+    per sample unless the fold is ``count`` (then per GEMM)."""
 
-    kind: np.ndarray
-    cin: np.ndarray
-    cout: np.ndarray
-    hout: np.ndarray
-    wout: np.ndarray
-    kk: np.ndarray
-    groups: np.ndarray
-    touched_hw: np.ndarray  # padded-input pixels the windows touch, per channel
+    layer: np.ndarray
+    pass_: np.ndarray
+    m0: np.ndarray
+    n: np.ndarray
+    k0: np.ndarray
+    count0: np.ndarray
+    a_unique0: np.ndarray
+    fold: np.ndarray
 
 
 def _touched(e: int, r: int, s: int) -> int:
     return e * r if r < s else (e - 1) * s + r
 
 
+def _conv_gemms(cin_g, cout_g, pix, kk, touched):
+    """(pass, m, n, k, fold, a_unique) of a conv per group and sample (``pix`` output pixels)."""
+    red = cin_g * kk
+    return [(FWD, pix, cout_g, red, FOLD_M, cin_g * touched),
+            (BWD_IN, pix, red, cout_g, FOLD_M, pix * cout_g),
+            (BWD_W, red, cout_g, pix, FOLD_K, cin_g * touched)]
+
+
+def _layer_gemms(L) -> list[tuple]:
+    """GEMM templates (pass, m, n, k, count, fold, a_unique) of one layer; passes the layer lacks are left
+    out (the counts stage decides which: no input gradient, frozen weights)."""
+    from .counts import RNN_GATES
+
+    cin, hin, win = L.in_shape
+    cout, ho, wo = L.out_shape
+    st, k = L.steps, L.kind
+    g = L.groups
+    out: list[tuple] = []
+    if k == "conv":
+        ek = L.effective_kernel
+        touched = _touched(ho, ek[0], L.stride[0]) * _touched(wo, ek[1], L.stride[1])
+        out = [(p, m, n, kk, g, f, a * (1 if p == BWD_IN else st))
+               for p, m, n, kk, f, a in _conv_gemms(cin // g, cout // g, ho * wo * st,
+                                                    L.kernel[0] * L.kernel[1], touched)]
+    elif k == "conv_transpose":
+        # A transposed conv is the input-gradient GEMM of the conv that maps its output back onto its
+        # input (in and out swapped), and vice versa: same MACs, no zero insertion.
+        ek = L.effective_kernel
+        touched = _touched(hin, ek[0], L.stride[0]) * _touched(win, ek[1], L.stride[1])
+        swap = {FWD: BWD_IN, BWD_IN: FWD, BWD_W: BWD_W}
+        out = [(swap[p], m, n, kk, g, f, a * (1 if p == BWD_IN else st))
+               for p, m, n, kk, f, a in _conv_gemms(cout // g, cin // g, hin * win * st,
+                                                    L.kernel[0] * L.kernel[1], touched)]
+    elif k == "linear":
+        out = [(FWD, st, cout, cin, 1, FOLD_M, st * cin), (BWD_IN, st, cin, cout, 1, FOLD_M, st * cout),
+               (BWD_W, cin, cout, st, 1, FOLD_K, cin * st)]
+    elif k == "matmul":  # (batch, M, K) @ (batch, K, N): independent products per sample
+        bt, m, kk, n = cin, hin, win, wo
+        c = bt * st
+        out = [(FWD, m, n, kk, c, FOLD_COUNT, m * kk), (BWD_IN, m, kk, n, c, FOLD_COUNT, m * n),
+               (BWD_W, kk, n, m, c, FOLD_COUNT, kk * m)]
+    elif k in RNN_GATES:
+        # One step is a linear layer on [x, h] (in = I + H, out = G*H); the input gradient splits into the
+        # W_ih part (steps whose input needs it) and the W_hh part (steps whose previous state needs it).
+        h = L.hidden or cout
+        gh = RNN_GATES[k] * h
+        gin, gw = L.needs_input_grad, L.needs_weight_grad
+        rec = st - 1 + L.state_needs_grad if (gin or gw or L.state_needs_grad) else 0
+        out = [(FWD, st, gh, cin + h, 1, FOLD_M, st * (cin + h)), (BWD_W, cin + h, gh, st, 1, FOLD_K, st * (cin + h))]
+        x_rows = st if gin else 0
+        if x_rows == rec:
+            out.append((BWD_IN, rec, cin + h, gh, 1, FOLD_M, rec * gh))
+        else:
+            out += [(BWD_IN, x_rows, cin, gh, 1, FOLD_M, x_rows * gh), (BWD_IN, rec, h, gh, 1, FOLD_M, rec * gh)]
+    if k in ("conv", "conv_transpose", "linear", "matmul"):
+        out = [t for t in out if not (t[0] == BWD_IN and not L.needs_input_grad)]
+    out = [t for t in out if not (t[0] == BWD_W and not L.needs_weight_grad)]
+    return [t for t in out if t[1] * t[2] * t[3] * t[4] > 0]
+
+
 def geometry(workload: Workload) -> Geometry:
     rows = []
-    for L in workload.layers:
-        cin, _, _ = L.in_shape
-        cout, ho, wo = L.out_shape
-        kind = {"conv": KIND_CONV, "linear": KIND_LINEAR, "lstm": KIND_LSTM}.get(L.kind, KIND_OTHER)
-        if L.kind == "lstm":
-            h = L.hidden or cout
-            cin, cout = cin + h, 4 * h
-        th = _touched(ho, L.kernel[0], L.stride[0]) * _touched(wo, L.kernel[1], L.stride[1])
-        rows.append((kind, cin, cout, ho, wo, L.kernel[0] * L.kernel[1], L.groups, th))
-    a = np.array(rows, dtype=np.int64).T
-    return Geometry(*(a[i] for i in range(8)))
+    for i, L in enumerate(workload.layers):
+        for p, m, n, k, c, f, a in sorted(_layer_gemms(L), key=lambda t: t[0]):
+            rows.append((i, p, m, n, k, c, a, f))
+    a = np.array(rows, dtype=np.int64).reshape(-1, 8).T
+    return Geometry(layer=a[0], pass_=a[1], m0=a[2], n=a[3], k0=a[4], count0=a[5], a_unique0=a[6], fold=a[7])
 
 
 @dataclass(frozen=True)
 class Gemms:
-    """The GEMMs of a plan: one row per plan item that has MACs (``item`` indexes the plan)."""
+    """The GEMMs of a plan: one row per GEMM of a plan item that has MACs (``item`` indexes the plan; an
+    item may have several GEMMs, e.g. an lstm's input gradient)."""
 
     item: np.ndarray
     m: np.ndarray
     n: np.ndarray
     k: np.ndarray
-    count: np.ndarray  # identical GEMMs (groups)
+    count: np.ndarray  # identical GEMMs (groups; products of a matmul)
     a_unique: np.ndarray  # distinct elements of A per GEMM
     a_bits: np.ndarray
     b_bits: np.ndarray
@@ -94,24 +152,20 @@ def lower(plan: Plan, geo: Geometry) -> Gemms:
     li, pi = plan.layer, plan.pass_
     has_macs = (c.macs_sample[li, pi] + c.macs_fixed[li, pi]) > 0
     idx = np.nonzero(has_macs)[0]
-    li, pi = li[idx], pi[idx]
-    s = plan.samples[idx]
-    kind = geo.kind[li]
-    g = geo.groups[li]
-    cin_g, cout_g = geo.cin[li] // g, geo.cout[li] // g
-    conv = kind == KIND_CONV
-    kk = np.where(conv, geo.kk[li], 1)
-    pix = np.where(conv, geo.hout[li] * geo.wout[li], 1)
-    rows_act = s * pix  # activation rows: samples x output pixels
-    red = cin_g * kk  # forward reduction length
-    fwd, bi = pi == FWD, pi == BWD_IN
-    m = np.where(fwd | bi, rows_act, red)
-    n = np.where(bi, red, cout_g)
-    k = np.where(fwd, red, np.where(bi, cout_g, rows_act))
-    # Distinct elements of A: the (padded, touched) input for forward and weight gradient, dY for bwd_input.
-    in_elems = np.where(conv, s * cin_g * geo.touched_hw[li], s * cin_g)
-    a_unique = np.where(bi, m * k, in_elems)
-    c_bits = plan.tensor_bits[idx, OUT_TENSOR[pi]]
-    return Gemms(item=idx, m=m.astype(float), n=n.astype(float), k=k.astype(float), count=g.astype(float),
-                 a_unique=a_unique.astype(float), a_bits=plan.a_bits[idx], b_bits=plan.b_bits[idx],
-                 c_bits=c_bits, is_float=plan.is_float[idx])
+    npass = len(PASSES)
+    key_t = geo.layer * npass + geo.pass_
+    key_i = li[idx] * npass + pi[idx]
+    start = np.searchsorted(key_t, key_i, "left")
+    n_per = np.searchsorted(key_t, key_i, "right") - start
+    item = np.repeat(idx, n_per)
+    first = np.cumsum(n_per) - n_per
+    t = np.repeat(start - first, n_per) + np.arange(int(n_per.sum()))
+    s = plan.samples[item]
+    fold = geo.fold[t]
+    m = geo.m0[t] * np.where(fold == FOLD_M, s, 1.0)
+    k = geo.k0[t] * np.where(fold == FOLD_K, s, 1.0)
+    count = geo.count0[t] * np.where(fold == FOLD_COUNT, s, 1.0)
+    a_unique = geo.a_unique0[t] * np.where(fold == FOLD_COUNT, 1.0, s)
+    c_bits = plan.tensor_bits[item, OUT_TENSOR[plan.pass_[item]]]
+    return Gemms(item=item, m=m, n=geo.n[t].astype(float), k=k, count=count, a_unique=a_unique,
+                 a_bits=plan.a_bits[item], b_bits=plan.b_bits[item], c_bits=c_bits, is_float=plan.is_float[item])

@@ -3,7 +3,14 @@
 SCALE-Sim has no padding parameter: its ofmap size is ceil((H - R + s) / s), so the IFMAP size it is given
 must be the padded size that yields the PyTorch ofmap, (E - 1) * s + R (34 for a 3x3 / pad 1 / stride 1 conv
 on 32x32, 33 for stride 2, 31 for a 1x1 stride-2 projection; shared/reference/scalesim.md §3). A linear
-layer is a 1x1 conv on a 1x1 IFMAP. Rows end with a trailing comma: SCALE-Sim's parser drops the last field.
+layer is a 1x1 conv on a 1x1 IFMAP (on a steps x 1 IFMAP when it is applied at several positions). SCALE-Sim
+has no dilation: a dilated conv is given its effective kernel, (k - 1) * d + 1, the dense filter with zeros
+between the taps that SCALE-Sim would need (its MACs then count the zeros). Transposed convs, matmuls between
+activations and recurrent layers have no topology row. Rows end with a trailing comma: SCALE-Sim's parser
+drops the last field.
+
+Depthwise rows: as SCALE-Sim's ``topology_utils.load_arrays_conv`` does, a row whose name contains ``DP`` is
+read as one layer per channel, named ``<name>Channel_<i>``, each with 1 channel and the row's filter count.
 """
 from __future__ import annotations
 
@@ -70,11 +77,17 @@ def from_workload(workload: Workload) -> Topology:
                 raise E2simError(f"layer {L.name}: grouped convs have no SCALE-Sim topology row (use GEMM mode)")
             if L.stride[0] != L.stride[1]:
                 raise E2simError(f"layer {L.name}: SCALE-Sim takes one stride for both dimensions")
+            if L.steps != 1:
+                raise E2simError(f"layer {L.name}: runs {L.steps} times per sample; SCALE-Sim topologies "
+                                 f"have batch 1")
             _, ho, wo = L.out_shape
-            (r, s), st = L.kernel, L.stride[0]
+            (r, s), st = L.effective_kernel, L.stride[0]
             rows.append((L.name, (ho - 1) * st + r, (wo - 1) * st + s, r, s, L.in_shape[0], L.out_shape[0], st))
         elif L.kind == "linear":
-            rows.append((L.name, 1, 1, 1, 1, L.in_shape[0], L.out_shape[0], 1))
+            rows.append((L.name, L.steps, 1, 1, 1, L.in_shape[0], L.out_shape[0], 1))
+        elif L.kind in ("conv_transpose", "matmul", "lstm", "gru"):
+            raise E2simError(f"layer {L.name}: a {L.kind} layer has no SCALE-Sim topology row (the estimate "
+                             f"path maps it)")
     if not rows:
         raise E2simError(f"workload {workload.name}: no conv or linear layers")
     return _from_rows(rows)
@@ -127,7 +140,10 @@ def read_topology(path: str | Path) -> Topology:
         if vals[2] > vals[0] or vals[3] > vals[1]:
             raise E2simError(f"{p}: line {lineno}: filter larger than the IFMAP")
         _check_size(p, lineno, *vals)
-        rows.append((fields[0], *vals))
+        if "DP" in fields[0]:  # depthwise: one single-channel layer per channel, as SCALE-Sim expands it
+            rows.extend((f"{fields[0]}Channel_{c}", *vals[:4], 1, *vals[5:]) for c in range(vals[4]))
+        else:
+            rows.append((fields[0], *vals))
     if not rows:
         raise E2simError(f"{p}: topology has no layers")
     return _from_rows(rows)

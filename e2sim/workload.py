@@ -19,10 +19,12 @@ PKG_ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD_DIR = PKG_ROOT / "workloads"
 
 LayerKind = Literal[
-    "conv", "linear", "batchnorm", "relu", "maxpool", "avgpool", "add", "lstm", "sigmoid",
+    "conv", "conv_transpose", "linear", "batchnorm", "relu", "maxpool", "avgpool", "add", "mul", "lstm", "gru",
+    "sigmoid", "matmul",
 ]
-# Layers whose forward is a GEMM on the PE array (have weights and MACs).
-GEMM_KINDS = ("conv", "linear", "lstm")
+# Layers whose forward is a GEMM on the PE array (have MACs; all but matmul have weights).
+GEMM_KINDS = ("conv", "conv_transpose", "linear", "lstm", "gru", "matmul")
+RNN_GATES = {"lstm": 4, "gru": 3}  # gate blocks of H rows in W_ih / W_hh (torch.nn.LSTM / GRU layout)
 # Where a layer sits in its residual block: SLU skips `main` layers of a skipped block; the `shortcut`
 # (downsample) path always runs, as in SkipNet's recurrent-gate ResNets; `gate` layers are the SLU gates.
 Role = Literal["stem", "main", "shortcut", "gate", "head"]
@@ -48,6 +50,7 @@ Iterations = Annotated[Int, Field(ge=1, le=MAX_ITERATIONS)]
 
 def _elems(shape: tuple[int, int, int]) -> int:
     return shape[0] * shape[1] * shape[2]
+NonNeg = Annotated[Int, Field(ge=0, le=MAX_DIM)]
 
 
 class _Strict(BaseModel):
@@ -57,7 +60,9 @@ class _Strict(BaseModel):
 
 
 class Layer(_Strict):
-    """One layer. Shapes are per sample, (channels, height, width); a linear layer uses (features, 1, 1)."""
+    """One layer. Shapes are per sample and per step (see ``steps``), (channels, height, width); linear,
+    lstm and gru layers use (features, 1, 1); a matmul uses in_shape (batch, M, K) for its first operand A
+    and out_shape (batch, M, N), its second operand B being (batch, K, N)."""
 
     name: str = Field(min_length=1)
     kind: LayerKind
@@ -68,14 +73,28 @@ class Layer(_Strict):
     kernel: Pair = (1, 1)
     stride: Pair = (1, 1)
     padding: tuple[Annotated[Int, Field(ge=0, le=MAX_DIM)], Annotated[Int, Field(ge=0, le=MAX_DIM)]] = (0, 0)
+    dilation: Pair = (1, 1)
+    # conv_transpose: extra rows/columns on the bottom/right of the output (torch's output_padding).
+    output_padding: tuple[NonNeg, NonNeg] = (0, 0)
     groups: Dim = 1
     bias: bool = False
-    # Number of summed inputs of an `add` layer (a residual add has 2).
+    # Number of inputs of an `add` or `mul` layer (a residual add has 2).
     n_inputs: Annotated[Int, Field(ge=1, le=64)] = 1
-    # False where the layer's input needs no gradient (the network input): no `bwd_input` pass.
+    # How many times the layer runs per sample: the time steps of an lstm/gru, the positions a linear
+    # layer is applied to (the leading dimensions of an N-D input), the frames of a sequence folded into
+    # the batch dimension. Every count is per step times steps.
+    steps: Dim = 1
+    # False where the layer's input needs no gradient (nothing trainable upstream, as for the network
+    # input): no `bwd_input` GEMM.
     needs_input_grad: bool = True
-    # LSTM: hidden size; the input size is in_shape[0]. Gates run one step per block.
+    # False where the weights are frozen (no weight gradient, no update). For a matmul: whether its second
+    # operand B (an activation) needs a gradient; that gradient is the matmul's `bwd_weight` GEMM.
+    needs_weight_grad: bool = True
+    # lstm/gru: hidden size; the input size is in_shape[0].
     hidden: Dim | None = None
+    # lstm/gru: whether the initial hidden state needs a gradient (it comes from an earlier call, as the
+    # state the shared SLU gate LSTM passes from gate to gate); False for a sequence started from zeros.
+    state_needs_grad: bool = True
     # Name of the layer that owns this layer's weights (one LSTM shared by all SLU gates): such a layer
     # reads the shared weights and accumulates into their gradient but has no update of its own.
     weights_from: str | None = None
@@ -85,35 +104,48 @@ class Layer(_Strict):
         cin, hin, win = self.in_shape
         cout, hout, wout = self.out_shape
         k = self.kind
-        if k == "conv":
+        if k in ("conv", "conv_transpose"):
             if cin % self.groups or cout % self.groups:
                 raise ValueError(f"groups={self.groups} must divide in and out channels ({cin}, {cout})")
-            exp = tuple(
-                (size + 2 * p - kk) // s + 1
-                for size, p, kk, s in zip((hin, win), self.padding, self.kernel, self.stride)
-            )
+            # torch.nn.Conv2d / ConvTranspose2d output sizes, with the dilated (effective) kernel.
+            geo = tuple(zip((hin, win), self.padding, self.effective_kernel, self.stride, self.output_padding))
+            if k == "conv":
+                exp = tuple((size + 2 * p - ek) // s + 1 for size, p, ek, s, _ in geo)
+            else:
+                exp = tuple((size - 1) * s - 2 * p + ek + op for size, p, ek, s, op in geo)
             if exp != (hout, wout):
                 raise ValueError(
                     f"out_shape spatial {hout}x{wout} does not follow from in {hin}x{win}, kernel "
-                    f"{self.kernel}, stride {self.stride}, padding {self.padding} (expected {exp[0]}x{exp[1]})"
+                    f"{self.kernel}, stride {self.stride}, padding {self.padding}, dilation {self.dilation}"
+                    + (f", output_padding {self.output_padding}" if k == "conv_transpose" else "")
+                    + f" (expected {exp[0]}x{exp[1]})"
                 )
-        elif k in ("linear", "lstm"):
+        elif k in ("linear", "lstm", "gru"):
             if (hin, win) != (1, 1) or (hout, wout) != (1, 1):
                 raise ValueError(f"{k} layers take (features, 1, 1) shapes")
-            if k == "lstm" and (self.hidden is None or cout != self.hidden):
-                raise ValueError("lstm needs hidden equal to out_shape[0]")
+            if k in RNN_GATES and (self.hidden is None or cout != self.hidden):
+                raise ValueError(f"{k} needs hidden equal to out_shape[0]")
+        elif k == "matmul":
+            if (cin, hin) != (cout, hout):
+                raise ValueError(f"matmul: in_shape (batch, M, K) {self.in_shape} and out_shape (batch, M, N) "
+                                 f"{self.out_shape} differ in batch or M")
         elif k in ("maxpool", "avgpool"):
             if cin != cout:
                 raise ValueError("pooling keeps the channel count")
         elif self.in_shape != self.out_shape:
             raise ValueError(f"{k} layers keep the shape (in {self.in_shape}, out {self.out_shape})")
-        if k != "add" and self.n_inputs != 1:
-            raise ValueError("n_inputs applies to add layers only")
+        if k not in ("add", "mul") and self.n_inputs != 1:
+            raise ValueError("n_inputs applies to add and mul layers only")
+        if k not in ("conv", "conv_transpose") and self.dilation != (1, 1):
+            raise ValueError("dilation applies to conv layers only")
+        if k != "conv_transpose" and self.output_padding != (0, 0):
+            raise ValueError("output_padding applies to conv_transpose layers only")
         if self.role in ("main", "shortcut", "gate") and self.block is None and self.role != "gate":
             raise ValueError(f"role {self.role!r} needs a block")
         for what, shape in (("in_shape", self.in_shape), ("out_shape", self.out_shape)):
-            if _elems(shape) > MAX_LAYER_ELEMS:
-                raise ValueError(f"{what} {shape} holds {_elems(shape):,} elements per sample (at most 2^36)")
+            if _elems(shape) * self.steps > MAX_LAYER_ELEMS:
+                raise ValueError(f"{what} {shape} x {self.steps} steps holds {_elems(shape) * self.steps:,} "
+                                 f"elements per sample (at most 2^36)")
         if self.weight_elems > MAX_LAYER_ELEMS:
             raise ValueError(f"{self.weight_elems:,} weights (at most 2^36)")
         if self.fwd_macs > MAX_LAYER_MACS:
@@ -122,37 +154,50 @@ class Layer(_Strict):
 
     @property
     def fwd_macs(self) -> int:
-        """Forward MACs per sample (conv, linear, lstm; 0 for the others). counts.py has the full rules."""
+        """Forward MACs per sample (GEMM kinds; 0 for the others). counts.py has the full rules."""
+        cin, cout = self.in_shape[0], self.out_shape[0]
+        kk = self.kernel[0] * self.kernel[1]
         if self.kind == "conv":
-            return _elems(self.out_shape) * (self.in_shape[0] // self.groups) * self.kernel[0] * self.kernel[1]
-        if self.kind == "linear":
-            return self.in_shape[0] * self.out_shape[0]
-        if self.kind == "lstm":
-            h = self.hidden or self.out_shape[0]
-            return 4 * h * (self.in_shape[0] + h)
-        return 0
+            per_step = _elems(self.out_shape) * (cin // self.groups) * kk
+        elif self.kind == "conv_transpose":
+            per_step = _elems(self.in_shape) * (cout // self.groups) * kk
+        elif self.kind == "linear":
+            per_step = cin * cout
+        elif self.kind == "matmul":
+            per_step = _elems(self.in_shape) * self.out_shape[2]
+        elif self.kind in RNN_GATES:
+            h = self.hidden or cout
+            per_step = RNN_GATES[self.kind] * h * (cin + h)
+        else:
+            return 0
+        return per_step * self.steps
+
+    @property
+    def effective_kernel(self) -> tuple[int, int]:
+        """The kernel's extent on the input, (k - 1) * dilation + 1 per dimension."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation))  # type: ignore[return-value]
 
     @property
     def weight_elems(self) -> int:
         """Trainable parameters (weights plus bias / affine)."""
         cin, cout = self.in_shape[0], self.out_shape[0]
-        if self.kind == "conv":
+        if self.kind in ("conv", "conv_transpose"):
             w = cout * (cin // self.groups) * self.kernel[0] * self.kernel[1]
             return w + (cout if self.bias else 0)
         if self.kind == "linear":
             return cin * cout + (cout if self.bias else 0)
         if self.kind == "batchnorm":
             return 2 * cin
-        if self.kind == "lstm":
-            # torch.nn.LSTM: W_ih (4H x I), W_hh (4H x H), b_ih, b_hh (4H each).
-            h = self.hidden or cout
-            return 4 * h * (cin + h) + 8 * h
+        if self.kind in RNN_GATES:
+            # torch.nn.LSTM / GRU: W_ih (G*H x I), W_hh (G*H x H), b_ih, b_hh (G*H each), G = 4 / 3.
+            g, h = RNN_GATES[self.kind], self.hidden or cout
+            return g * h * (cin + h) + 2 * g * h
         return 0
 
 
 def sample_work(layers) -> int:
     """Forward MACs plus input, output and weight elements of ``layers`` for one sample: the size bound."""
-    return sum(L.fwd_macs + _elems(L.in_shape) + _elems(L.out_shape) + L.weight_elems for L in layers)
+    return sum(L.fwd_macs + (_elems(L.in_shape) + _elems(L.out_shape)) * L.steps + L.weight_elems for L in layers)
 
 
 class Block(_Strict):
@@ -253,9 +298,12 @@ class Workload(_Strict):
                 if owner is None or owner.weights_from is not None or owner.kind != layer.kind:
                     raise ValueError(f"layers.{i}.weights_from: {layer.weights_from!r} is not a layer of the "
                                      f"same kind that owns its weights")
-        if self.layers[0].in_shape != self.dataset.image_shape:
+        first = self.layers[0]
+        # A first conv reads the image (possibly concatenated with itself along channels, in an imported
+        # model); other first layers (linear on the flattened image, lstm on rows) see other shapes.
+        if first.kind == "conv" and first.steps == 1 and first.in_shape[1:] != self.dataset.image_shape[1:]:
             raise ValueError(
-                f"first layer input {self.layers[0].in_shape} differs from the dataset image shape "
+                f"first layer input {first.in_shape} differs from the dataset image shape "
                 f"{self.dataset.image_shape}"
             )
         work = sample_work(self.layers)

@@ -25,7 +25,7 @@ def test_gemm_macs_equal_plan_macs(name):
     rng = np.random.default_rng(0)
     plan = replace(plan, samples=plan.samples * rng.uniform(0.2, 1.0, plan.n_items))
     g = lower(plan, geometry(w))
-    np.testing.assert_allclose(g.macs, plan.macs[g.item], rtol=1e-12)
+    np.testing.assert_allclose(np.bincount(g.item, g.macs, plan.n_items), plan.macs, rtol=1e-12)
     assert set(g.item) == set(np.nonzero(plan.macs > 0)[0])
 
 
@@ -141,3 +141,20 @@ def test_all_bundled_workloads_lower():
         plan = base_plan(count(w), "fp32")
         g = lower(plan, geometry(w))
         assert np.all(g.m >= 1) and np.all(g.n >= 1) and np.all(g.k >= 1)
+
+
+def test_depthwise_dp_row_expands_per_channel(tmp_path):
+    """SCALE-Sim (topology_utils.load_arrays_conv) reads a row whose name contains DP as one layer per
+    channel with 1 channel each; a 3x3 depthwise row on a padded 18x18 map, 32 channels, OS on 16x16."""
+    from e2sim.topology import read_topology
+
+    p = tmp_path / "dw.csv"
+    p.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+                 "Strides,\nconv1,18,18,3,3,3,32,1,\nconv_dw_DP,18,18,3,3,32,1,1,\n")
+    topo = read_topology(p)
+    assert topo.names[:3] == ("conv1", "conv_dw_DPChannel_0", "conv_dw_DPChannel_1") and len(topo.names) == 33
+    r = topology_cycles(topo, rows=16, cols=16, dataflow="os", sram_kb=(512, 512, 512), compat=True)
+    # Per channel: M = 256 ofmap pixels, N = 1, K = 9; 16 row folds of 9 + 16 + 16 - 2 cycles, minus 1.
+    assert list(r["total_cycles"][1:3]) == [16 * 39 - 1] * 2 and r["total_cycles"][1:].sum() == 32 * 623
+    assert r["sram_ifmap_reads"][1] == 256 * 9 and r["sram_filter_reads"][1] == 16 * 9
+    assert r["sram_ofmap_writes"][1] == 256 + 16 * (16 + 16)
