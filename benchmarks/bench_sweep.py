@@ -1,75 +1,96 @@
-"""Sweep throughput on ResNet-74 / ZedBoard: the vectorised sweep (precompute + evaluate every
-configuration into the tidy table) against the named peer, one configuration at a time through the same
-stages (techniques.build + estimate_plan), measured in the same run. Median of several runs.
+"""Sweep throughput on ResNet-74 / ZedBoard, against the named peer (one configuration at a time through the
+same stages: techniques.build + estimate_plan), all measured in the same run, round-robin
+(timing.interleaved_medians) so every figure sees the same machine speed.
 
-    python benchmarks/run.py sweep      (or: python -m benchmarks.bench_sweep [--repeats 5] [--peer-samples 20])
+- core: ``precompute`` + ``evaluate_columns`` of every configuration (the numbers each Parquet part holds);
+- end to end: ``run_sweep`` into a fresh folder: the Parquet dataset (snappy parts, SHA-256 of each), the
+  manifest and saving.png (no CSV: it is written only on request), on the 105k grid and on a 2.1M grid
+  (the same axes with 1,000 SMD rates), where the fixed costs (pricing, the plot) are spread over more rows.
+
+    python benchmarks/run.py sweep      (or: python benchmarks/bench_sweep.py [--repeats 7] [--peer-samples 10])
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
-import statistics
+import shutil
 import tempfile
 import time
 
 import numpy as np
+from timing import interleaved_medians
 
 from e2sim.estimate import estimate_plan
-from e2sim.sweep import SweepSpec, evaluate, parse_values, precompute
+from e2sim.sweep import SweepSpec, evaluate_columns, parse_values, precompute
 from e2sim.sweep_run import run_sweep
 from e2sim.techniques import PSG, SLU, SMD, PSGBits, Techniques, build
 from e2sim.workload import load_workload
 
-SPEC = SweepSpec(
-    "resnet74_cifar10", psg=True, slu=True,
-    smd=parse_values("0:0.98:0.02", "--smd"),            # 50 drop rates
+AXES = dict(
+    psg=True, slu=True,
     slu_skip=parse_values("0:0.9:0.1", "--slu-skip"),    # 10 skip ratios
     psg_fallback=parse_values("0:1:0.05", "--psg-fallback"),  # 21 fallback fractions
     psg_msb_bits=(2, 3, 4, 5, 6), grad_bits=(16, 32),    # 10 bit configurations
 )
+SPEC = SweepSpec("resnet74_cifar10", smd=parse_values("0:0.98:0.02", "--smd"), **AXES)  # 50 drop rates
+BIG = SweepSpec("resnet74_cifar10", smd=parse_values("0:0.999:0.001", "--smd"), **AXES)  # 1,000 drop rates
 
 
-def vectorised() -> float:
-    t = time.perf_counter()
-    evaluate(SPEC, precompute(SPEC), np.arange(SPEC.n_configs))
-    return time.perf_counter() - t
+def core() -> None:
+    evaluate_columns(SPEC, precompute(SPEC), np.arange(SPEC.n_configs))
 
 
-def peer(n: int) -> float:
-    """Seconds per configuration, one at a time."""
+def end_to_end(spec: SweepSpec):
+    def run() -> None:
+        d = tempfile.mkdtemp(prefix="bench_sweep_")
+        try:
+            run_sweep(spec, d, quiet=True)
+        finally:
+            shutil.rmtree(d)
+
+    return run
+
+
+def peer(n: int):
+    """n configurations, one at a time."""
     w = load_workload(SPEC.workload)
-    rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    for _ in range(n):
-        msb, grad = int(rng.choice(SPEC.psg_msb_bits)), int(rng.choice(SPEC.grad_bits))
-        ts = Techniques(smd=SMD(float(rng.choice(SPEC.smd))), slu=SLU(float(rng.choice(SPEC.slu_skip))),
-                        psg=PSG(PSGBits(msb_act=msb, grad=grad, msb_grad=min(16, grad)),
-                                fallback=float(rng.choice(SPEC.psg_fallback))))
-        wt, plan = build(w, ts)
-        estimate_plan(plan, wt, SPEC.profile).energy_j
-    return (time.perf_counter() - t) / n
+
+    def run() -> None:
+        rng = np.random.default_rng(0)
+        for _ in range(n):
+            msb, grad = int(rng.choice(SPEC.psg_msb_bits)), int(rng.choice(SPEC.grad_bits))
+            ts = Techniques(smd=SMD(float(rng.choice(SPEC.smd))), slu=SLU(float(rng.choice(SPEC.slu_skip))),
+                            psg=PSG(PSGBits(msb_act=msb, grad=grad, msb_grad=min(16, grad)),
+                                    fallback=float(rng.choice(SPEC.psg_fallback))))
+            wt, plan = build(w, ts)
+            estimate_plan(plan, wt, SPEC.profile).energy_j
+
+    return run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--peer-samples", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--peer-samples", type=int, default=10)
     a = ap.parse_args()
-    vectorised()  # warm caches (profile, imports)
-    v = statistics.median(vectorised() for _ in range(a.repeats))
-    p = statistics.median(peer(a.peer_samples) for _ in range(3))
-    with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
-        run_sweep(SPEC, d, progress=False)
-        e2e = time.perf_counter() - t
-    n = SPEC.n_configs
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print(f"configurations: {n} (ResNet-74 / cifar10 on zedboard; SMD x SLU x PSG fallback x MSB x grad bits)")
-    print(f"vectorised sweep (precompute + evaluate), median of {a.repeats}: {v:.3f} s = {n / v:,.0f} configs/s")
-    print(f"peer, one configuration at a time (build + estimate_plan): {p * 1e3:.1f} ms/config = {1 / p:,.1f} configs/s")
-    print(f"speed-up vs peer: {p * n / v:,.0f}x")
-    print(f"end to end run_sweep incl. Parquet parts, sweep.parquet, sweep.csv and PNG: {e2e:.2f} s "
-          f"= {n / e2e:,.0f} configs/s")
+    t = interleaved_medians({"core": core, "e2e": end_to_end(SPEC), "e2e_big": end_to_end(BIG),
+                             "peer": peer(a.peer_samples)}, a.repeats, every={"e2e_big": 2, "peer": 2})
+    n, nb = SPEC.n_configs, BIG.n_configs
+    p = t["peer"] / a.peer_samples
+    tb = precompute(SPEC)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+          f"python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"grid: {n:,} configurations (ResNet-74 / cifar10 on zedboard; 50 SMD x 10 SLU x 21 PSG fallback x "
+          f"5 MSB x 2 grad bits; {tb.n_unique_items:,} distinct priced items); big grid: {nb:,} (1,000 SMD)")
+    print(f"medians of {a.repeats} rounds (big grid and peer every 2nd round)")
+    print(f"core (precompute + evaluate_columns): {t['core']:.3f} s = {n / t['core']:,.0f} configs/s")
+    print(f"peer, one configuration at a time (build + estimate_plan): {p * 1e3:.1f} ms/config = "
+          f"{1 / p:,.1f} configs/s; core speed-up {p * n / t['core']:,.0f}x")
+    print(f"end to end run_sweep (Parquet dataset + manifest + saving.png), {n:,}: {t['e2e']:.2f} s = "
+          f"{n / t['e2e']:,.0f} configs/s ({p * n / t['e2e']:,.0f}x peer)")
+    print(f"end to end run_sweep, {nb:,}: {t['e2e_big']:.2f} s = {nb / t['e2e_big']:,.0f} configs/s "
+          f"({p * nb / t['e2e_big']:,.0f}x peer)")
 
 
 if __name__ == "__main__":

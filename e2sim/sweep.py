@@ -329,56 +329,55 @@ def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def precompute(spec: SweepSpec) -> Tables:
-    """Price every discrete point once (see the module docstring)."""
+    """Price every discrete point once (see the module docstring).
+
+    Two exact de-duplications keep the priced rows few: the items of all bit configurations are reduced to
+    the distinct items (most do not depend on the bits); then only the distinct items whose samples a skip
+    ratio changes (slu.skip_blocks: the gated blocks' main items, every pass but the update) get one row
+    per skip ratio, and those rows are de-duplicated again. Each discrete point's sums are then a weighted
+    sum over the distinct items: a [bit configurations x items] weight matrix times [items x skip ratios]
+    per-item costs."""
     t0 = time.perf_counter()
     base_w, w, plan_map = bit_plans(spec)
     prof = load_profile(spec.profile)
     plans = list(plan_map.values())
     counts = plans[0].counts
-    gated = [b.name for b in w.gated_blocks] if spec.slu else []
-    skips = spec.slu_skip if spec.slu else (0.0,)
-    keeps = np.stack([keep_per_layer(counts, {b: r for b in gated}) for r in skips])  # [R, L]
-    n_skip = len(skips)
-    # Rows of every (bit configuration, skip ratio), plan-major then skip ratio: the segments of the sums.
-    # A skip ratio changes only the samples of the items slu.skip_blocks rescales (every pass but the
-    # update: multiplying the others by keep 1 changes nothing), so one key per plan item is reused and only
-    # its samples word differs per skip ratio.
-    keys, samples, unit, fb, sizes, offsets = [], [], [], [], [], [0]
-    for plan in plans:
+    for plan in plans[1:]:
         if not all(np.array_equal(getattr(plan.counts, a), getattr(counts, a))
                    for a in ("ops_fixed", "reads_fixed", "writes_fixed")):
             raise AssertionError("bit configurations changed the counts")
-        is_fb = plan.tag == "psg_fallback"
-        factor = np.where(plan.pass_ == UPD, 1.0, keeps[:, plan.layer])  # [R, N]
-        samp = plan.samples * factor
-        k = np.repeat(_row_keys(plan)[None], n_skip, axis=0)
-        k[:, :, 2] = samp.view(np.uint64)
-        keys.append(k.reshape(-1, 3))
-        samples.append(samp.reshape(-1))
-        unit.append(np.tile(np.where(is_fb, 1.0, plan.scale), n_skip))  # F enters linearly later
-        fb.append(np.tile(is_fb, n_skip))
-        sizes += [plan.n_items] * n_skip
-        offsets.append(offsets[-1] + plan.n_items)
-    keys = np.concatenate(keys)
-    scale_all = np.concatenate(unit)
-    fb = np.concatenate(fb)
-    first, inv = _unique_rows(keys)
+    gated = [b.name for b in w.gated_blocks] if spec.slu else []
+    skips = spec.slu_skip if spec.slu else (0.0,)
+    keeps = np.stack([keep_per_layer(counts, {b: r for b in gated}) for r in skips])  # [R, L]
+    n_plans, n_skip = len(plans), len(skips)
+    cat = {k: np.concatenate([getattr(p, k) for p in plans]) for k in ITEM_COLS}
+    plan_of = np.repeat(np.arange(n_plans), [p.n_items for p in plans])
+    is_fb = cat["tag"] == "psg_fallback"
+    unit = np.where(is_fb, 1.0, cat["scale"])  # the fallback at F = 1: F enters linearly later
+    first0, inv0 = _unique_rows(_row_keys(replace(plans[0], **cat)))
+    n_items = len(first0)
+    item = {k: v[first0] for k, v in cat.items()}
+    factor = np.where(item["pass_"] == UPD, 1.0, keeps[:, item["layer"]])  # [R, U] as slu.skip_blocks
+    r_idx, u_idx = np.nonzero(factor != 1.0)
+    rows = {k: v[np.concatenate([np.arange(n_items), u_idx])] for k, v in item.items()}
+    rows["samples"] = np.concatenate([item["samples"], item["samples"][u_idx] * factor[r_idx, u_idx]])
+    rows["scale"] = np.ones(len(rows["layer"]))
+    first1, inv1 = _unique_rows(_row_keys(replace(plans[0], **rows)))
     t1 = time.perf_counter()
-    # The unique rows' plan columns: row -> (plan, item) through the segment layout.
-    seg_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    seg = np.searchsorted(seg_starts, first, side="right") - 1
-    item = np.asarray(offsets[:-1])[seg // n_skip] + (first - seg_starts[seg])
-    cols = {k: np.concatenate([getattr(p, k) for p in plans])[item] for k in ITEM_COLS}
-    cols["samples"] = np.concatenate(samples)[first]
-    cols["scale"] = np.ones(len(first))
-    est = estimate_plan(replace(plans[0], **cols), w, prof)
+    est = estimate_plan(replace(plans[0], **{k: v[first1] for k, v in rows.items()}), w, prof)
     t2 = time.perf_counter()
-    e_unit = est.energy_per_iteration_j[inv] * scale_all[:, None]  # [rows, C]
-    c_unit = est.costs.cycles[inv] * scale_all
-    ea = np.add.reduceat(np.where(fb[:, None], 0.0, e_unit), seg_starts, axis=0)
-    eb = np.add.reduceat(np.where(fb[:, None], e_unit, 0.0), seg_starts, axis=0)
-    ca = np.add.reduceat(np.where(fb, 0.0, c_unit), seg_starts)
-    cb = np.add.reduceat(np.where(fb, c_unit, 0.0), seg_starts)
+    n_comp = len(COMPONENTS)
+    per_row = np.column_stack([est.energy_per_iteration_j, est.costs.cycles])[inv1]  # [rows, C + 1]
+    cost = np.broadcast_to(per_row[:n_items], (n_skip, n_items, n_comp + 1)).copy()  # [R, U, C + 1]
+    cost[r_idx, u_idx] = per_row[n_items:]
+    cost = cost.transpose(1, 0, 2).reshape(n_items, -1)
+    sums = []
+    for weight in (np.where(is_fb, 0.0, unit), np.where(is_fb, unit, 0.0)):  # A: all but fallback, B
+        wmat = np.bincount(plan_of * n_items + inv0, weight, n_plans * n_items).reshape(n_plans, n_items)
+        # einsum's own loop, not BLAS: a few thousand x a few dozen, where BLAS threads only add overhead
+        sums.append(np.einsum("pu,uk->pk", wmat, cost).reshape(n_plans, n_skip, n_comp + 1))
+    ea, eb = (x[..., :n_comp] for x in sums)
+    ca, cb = (x[..., n_comp] for x in sums)
     shape4 = (len(spec.precision), len(spec.psg_msb_bits), len(spec.grad_bits), n_skip)
     iters = spec.iterations if spec.iterations is not None else base_w.schedule.iterations
     # One baseline for the whole grid, so that precisions compare (signsgd / stochastic depth run at the
@@ -394,7 +393,7 @@ def precompute(spec: SweepSpec) -> Tables:
         energy_a=ea.reshape(*shape4, -1), energy_b=eb.reshape(*shape4, -1),
         cycles_a=ca.reshape(shape4), cycles_b=cb.reshape(shape4), iterations=its,
         clock_hz=prof.array.clock_hz.value, baseline_energy_j=base.energy_j, baseline_time_s=base.time_s,
-        grad_bits=resolved_grad_bits(spec), workload_name=base_w.name, n_unique_items=len(first),
+        grad_bits=resolved_grad_bits(spec), workload_name=base_w.name, n_unique_items=len(first1),
         timings_s={"plans_s": t1 - t0, "price_s": t2 - t1, "reduce_s": t3 - t2},
     )
 

@@ -46,6 +46,7 @@ FORMAT = "e2sim-sweep/2"
 MAX_PARTS = 10_000  # parts of one sweep (manifest size, file count)
 ROW_BYTES = 8 * (len(COLUMNS) - 1) + 1  # uncompressed bytes of one row (precision: a 1-byte code)
 MANIFEST_EVERY_S = 1.0
+DASK_BATCH = 8  # chunks submitted to Dask at once (the manifest is saved between batches)
 _PART = re.compile(r"part-(\d{5})\.parquet")
 
 
@@ -102,10 +103,13 @@ def n_chunks(spec: SweepSpec) -> int:
     return -(-spec.n_configs // spec.chunk_size)
 
 
-def estimates(spec: SweepSpec) -> tuple[int, int]:
-    """(memory, output) upper bounds in bytes: rows held per chunk in flight (columns, the Arrow table and
-    its Parquet encoding: ~4 copies), and every row uncompressed (Parquet compresses below this)."""
-    return 4 * ROW_BYTES * min(spec.chunk_size, spec.n_configs), ROW_BYTES * spec.n_configs
+def estimates(spec: SweepSpec, executor: str = "local") -> tuple[int, int]:
+    """(memory, output) upper bounds in bytes: the rows of the chunks in flight (one locally, a batch with
+    Dask) with ~4 copies each (columns, the Arrow table, its Parquet encoding, the file bytes), and every row
+    uncompressed (Parquet compresses below this). The pricing's own memory is bounded by MAX_PRICED_ITEMS."""
+    in_flight = DASK_BATCH if executor == "dask" else 1
+    rows = min(spec.chunk_size * in_flight, spec.n_configs)
+    return 4 * ROW_BYTES * rows, ROW_BYTES * spec.n_configs
 
 
 def human_bytes(n: float) -> str:
@@ -247,7 +251,7 @@ def _check_dataset_dir(out: Path, spec: SweepSpec) -> None:
                              f"take it for rows)")
 
 
-def _executor_map(executor: str, fn, ks: list[int], batch: int = 8):
+def _executor_map(executor: str, fn, ks: list[int], batch: int = DASK_BATCH):
     """(k, fn(k)) in completion batches: locally in order, or on Dask's current scheduler (threads by
     default, a distributed Client when one is active), a few chunks at a time so the manifest keeps up."""
     if executor == "local":
@@ -327,10 +331,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, resume: bool = False, force: 
     done = {p.chunk for p in manifest.parts}
     todo = [k for k in range(nc) if k not in done]
     tables = precompute(spec)
-    mem_b, out_b = estimates(spec)
+    mem_b, out_b = estimates(spec, executor)
     done_rows = sum(p.rows for p in manifest.parts)
-    progress = bar(total=spec.n_configs, desc="sweep", unit="config", quiet=quiet, initial=done_rows)
-    progress.set_postfix_str(f"memory <= {human_bytes(mem_b)}, output <= {human_bytes(out_b)}")
+    progress = bar(total=spec.n_configs, unit="config", quiet=quiet, initial=done_rows,
+                   desc=f"sweep (memory <= {human_bytes(mem_b)}, output <= {human_bytes(out_b)})")
     last_save = time.monotonic()
     try:
         with progress:

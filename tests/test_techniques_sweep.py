@@ -322,3 +322,15 @@ def test_plot_picks_a_bounded_slice_of_long_axes():
     spec = SweepSpec("resnet20_cifar10", smd=parse_values("0:0.9999:1e-4", "--smd"))
     picks, saving = saving_grid(spec, precompute(spec), ["smd"])
     assert len(picks[0]) == 60 and picks[0][0] == 0 and picks[0][-1] == len(spec.smd) - 1
+
+
+def test_progress_bar_shows_the_size_bounds_on_a_terminal(tmp_path, monkeypatch, capsys):
+    from e2sim import progress
+
+    monkeypatch.setattr(progress, "enabled", lambda quiet=False: not quiet)  # as if stderr were a terminal
+    spec = SweepSpec("resnet20_cifar10", smd=(0.0, 0.5), chunk_size=1)
+    run_sweep(spec, tmp_path / "a", plot=False)
+    err = capsys.readouterr().err
+    assert "sweep (memory <= 484 B, output <= 242 B):" in err and "0/2" in err and "config/s" in err
+    run_sweep(spec, tmp_path / "b", plot=False, quiet=True)
+    assert capsys.readouterr().err == ""
