@@ -3,6 +3,8 @@ same stages: techniques.build + estimate_plan), all measured in the same run, ro
 (timing.interleaved_medians) so every figure sees the same machine speed.
 
 - core: ``precompute`` + ``evaluate_columns`` of every configuration (the numbers each Parquet part holds);
+- on a shared machine the wall time moves with the other jobs' load, so each figure is also given in CPU
+  seconds of this process (``time.process_time``, all its threads), which the load barely moves;
 - end to end: ``run_sweep`` into a fresh folder: the Parquet dataset (snappy parts, SHA-256 of each), the
   manifest and saving.png (no CSV: it is written only on request), on the 105k grid and on a 2.1M grid
   (the same axes with 1,000 SMD rates), where the fixed costs (pricing, the plot) are spread over more rows.
@@ -18,8 +20,9 @@ import shutil
 import tempfile
 import time
 
+import statistics
+
 import numpy as np
-from timing import interleaved_medians
 
 from e2sim.estimate import estimate_plan
 from e2sim.sweep import SweepSpec, evaluate_columns, parse_values, precompute
@@ -69,21 +72,46 @@ def peer(n: int):
     return run
 
 
+def round_robin(fns: dict, repeats: int, every: dict) -> dict:
+    """{name: (median wall s, median CPU s)}, one call of each per round after one untimed warm-up call
+    (as timing.interleaved_medians, with the process's CPU time beside the wall time)."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for r in range(repeats):
+        for name, fn in fns.items():
+            if r % every.get(name, 1):
+                continue
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            times[name].append((time.perf_counter() - w0, time.process_time() - c0))
+    return {name: tuple(statistics.median(x[i] for x in t) for i in (0, 1)) for name, t in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--peer-samples", type=int, default=10)
     a = ap.parse_args()
-    t = interleaved_medians({"core": core, "e2e": end_to_end(SPEC), "e2e_big": end_to_end(BIG),
-                             "peer": peer(a.peer_samples)}, a.repeats, every={"e2e_big": 2, "peer": 2})
-    n, nb = SPEC.n_configs, BIG.n_configs
-    p = t["peer"] / a.peer_samples
     tb = precompute(SPEC)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"grid: {n:,} configurations (ResNet-74 / cifar10 on zedboard; 50 SMD x 10 SLU x 21 PSG fallback x "
-          f"5 MSB x 2 grad bits; {tb.n_unique_items:,} distinct priced items); big grid: {nb:,} (1,000 SMD)")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"grid: {SPEC.n_configs:,} configurations (ResNet-74 / cifar10 on zedboard; 50 SMD x 10 SLU x 21 PSG "
+          f"fallback x 5 MSB x 2 grad bits; {tb.n_unique_items:,} distinct priced items); big grid: "
+          f"{BIG.n_configs:,} (1,000 SMD)")
     print(f"medians of {a.repeats} rounds (big grid and peer every 2nd round)")
+    load0 = os.getloadavg()[0]
+    both = round_robin({"core": core, "e2e": end_to_end(SPEC), "e2e_big": end_to_end(BIG),
+                        "peer": peer(a.peer_samples)}, a.repeats, every={"e2e_big": 2, "peer": 2})
+    n, nb = SPEC.n_configs, BIG.n_configs
+    for clock, k in (("wall", 0), ("CPU", 1)):
+        t = {name: v[k] for name, v in both.items()}
+        report(clock, t, n, nb, t["peer"] / a.peer_samples)
+    print(f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+
+
+def report(clock: str, t: dict, n: int, nb: int, p: float) -> None:
+    print(f"-- {clock} seconds")
     print(f"core (precompute + evaluate_columns): {t['core']:.3f} s = {n / t['core']:,.0f} configs/s")
     print(f"peer, one configuration at a time (build + estimate_plan): {p * 1e3:.1f} ms/config = "
           f"{1 / p:,.1f} configs/s; core speed-up {p * n / t['core']:,.0f}x")

@@ -283,9 +283,10 @@ class Workload(_Strict):
     def _check(self) -> Workload:
         if not self.layers:
             raise ValueError("a workload needs at least one layer")
-        names = [layer.name for layer in self.layers]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
+        by_name = {layer.name: layer for layer in self.layers}  # dicts, not list scans: 600+ layers with gates
+        if len(by_name) != len(self.layers):
+            seen: set[str] = set()
+            dup = {layer.name for layer in self.layers if layer.name in seen or seen.add(layer.name)}
             raise ValueError(f"duplicate layer names: {sorted(dup)}")
         block_names = {b.name for b in self.blocks}
         if len(block_names) != len(self.blocks):
@@ -294,7 +295,7 @@ class Workload(_Strict):
             if layer.block is not None and layer.block not in block_names:
                 raise ValueError(f"layers.{i}.block: {layer.block!r} is not one of the declared blocks")
             if layer.weights_from is not None:
-                owner = next((o for o in self.layers if o.name == layer.weights_from), None)
+                owner = by_name.get(layer.weights_from)
                 if owner is None or owner.weights_from is not None or owner.kind != layer.kind:
                     raise ValueError(f"layers.{i}.weights_from: {layer.weights_from!r} is not a layer of the "
                                      f"same kind that owns its weights")
