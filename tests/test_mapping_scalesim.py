@@ -47,6 +47,8 @@ def test_golden_set_covers_the_acceptance_matrix():
 
     present = {p.name for p in RUN_DIRS}
     metas = [json.loads((p / "run.json").read_text()) for p in RUN_DIRS]
+    metas = [m for m in metas if "workload" in m]
+    assert set(regenerate.TOPOLOGY_RUNS) <= present
     missing = sorted(set(regenerate.RUNS) - present)
     for net in ("resnet20_cifar10", "resnet110_cifar10"):
         mine = [m for m in metas if m["workload"] == net]
@@ -62,8 +64,17 @@ def test_golden_set_covers_the_acceptance_matrix():
 
 @pytest.mark.parametrize("run", RUN_DIRS, ids=lambda p: p.name)
 def test_topology_is_e2sims_workload(run):
-    meta, _, _, topo = _load(run)
-    assert topo.to_csv() == from_workload(load_workload(meta["workload"])).to_csv()
+    meta, comp, _, topo = _load(run)
+    if "workload" in meta:
+        assert topo.to_csv() == from_workload(load_workload(meta["workload"])).to_csv()
+    else:  # a literal topology: depthwise DP rows expand into one layer per channel, row for row
+        sys.path.insert(0, str(ROOT / "validation" / "scalesim"))
+        import regenerate
+
+        assert (run / "topology.csv").read_text() == regenerate.TOPOLOGY_RUNS[run.name][0]
+        dp = [n for n in topo.names if "DP" in n]
+        assert len(dp) == 8 + 16 and dp[0] == "conv_dw1_DPChannel_0"
+        assert len(topo.names) == len(comp) == 27
 
 
 @pytest.mark.parametrize("compat", [True, False], ids=["compat", "hardware"])

@@ -48,6 +48,22 @@ RUNS: dict[str, tuple[str, str, int, int, int]] = {
     "resnet110_ws_14x16_64kb": ("resnet110_cifar10", "ws", 14, 16, 64),
     "resnet110_is_16x16_64kb": ("resnet110_cifar10", "is", 16, 16, 64),
 }
+# Runs on a literal topology instead of a workload: MobileNet-style depthwise rows (name containing DP), which
+# SCALE-Sim expands into one single-channel layer per channel (topology_utils.load_arrays_conv). These run
+# in one process each (a DP row's expansion would break the chunked LayerID numbering).
+MOBILENET_DP_TOPOLOGY = """\
+Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
+conv1,18,18,3,3,3,8,1,
+conv_dw1_DP,18,18,3,3,8,1,1,
+conv_pw1,16,16,1,1,8,16,1,
+conv_dw2_DP,17,17,3,3,16,1,2,
+conv_pw2,8,8,1,1,16,32,1,
+"""
+TOPOLOGY_RUNS: dict[str, tuple[str, str, int, int, int]] = {
+    # name: (topology text, dataflow, rows, cols, sram_kb)
+    "mobilenet_dp_os_16x16_512kb": (MOBILENET_DP_TOPOLOGY, "os", 16, 16, 512),
+    "mobilenet_dp_ws_8x8_512kb": (MOBILENET_DP_TOPOLOGY, "ws", 8, 8, 512),
+}
 # SCALE-Sim simulates layers independently (each starts cold, scalesim.md §7.11), so a topology can be run
 # in chunks of layers, each in its own short process, and the reports concatenated.
 CHUNK_LAYERS = 12
@@ -146,16 +162,37 @@ def run_one(name: str, spec, scalesim_python: str) -> dict:
     return meta
 
 
+def run_topology(name: str, spec, scalesim_python: str) -> dict:
+    topo_text, df, rows, cols, kb = spec
+    out = GOLDEN / name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "topology.csv").write_text(topo_text)
+    cfg = out / "scalesim.cfg"
+    cfg.write_text(CONFIG.format(name=name, rows=rows, cols=cols, kb=kb, df=df))
+    t0 = time.perf_counter()
+    reports = _run_chunk(name, cfg, topo_text, scalesim_python)
+    wall = time.perf_counter() - t0
+    for rep, lines in zip(("COMPUTE_REPORT.csv", "DETAILED_ACCESS_REPORT.csv"), reports):
+        (out / rep).write_text("\n".join(lines) + "\n")
+    meta = {"run": name, "topology": "topology.csv", "dataflow": df, "array_rows": rows, "array_cols": cols,
+            "sram_kb": [kb, kb, kb], "interface_bandwidth": "CALC", "scalesim": "3.0.0", "wall_s": round(wall, 2)}
+    (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="run names (default: all)")
     ap.add_argument("--scalesim-python", default=SCALESIM_PY)
     args = ap.parse_args()
-    names = args.only or list(RUNS)
+    names = args.only or list(RUNS) + list(TOPOLOGY_RUNS)
     for name in names:
-        if name not in RUNS:
-            raise SystemExit(f"unknown run {name!r} (known: {', '.join(RUNS)})")
-        meta = run_one(name, RUNS[name], args.scalesim_python)
+        if name in TOPOLOGY_RUNS:
+            meta = run_topology(name, TOPOLOGY_RUNS[name], args.scalesim_python)
+        elif name in RUNS:
+            meta = run_one(name, RUNS[name], args.scalesim_python)
+        else:
+            raise SystemExit(f"unknown run {name!r} (known: {', '.join([*RUNS, *TOPOLOGY_RUNS])})")
         print(f"{name}: {meta['wall_s']} s", flush=True)
 
 
