@@ -33,7 +33,7 @@ import regenerate  # noqa: E402
 from e2sim.cycles import topology_cycles  # noqa: E402
 from e2sim.estimate import estimate  # noqa: E402
 from e2sim.topology import from_workload  # noqa: E402
-from e2sim.workload import load_workload  # noqa: E402
+from e2sim.workload_files import load_workload  # noqa: E402
 from timing import median_time  # noqa: E402
 
 

@@ -28,7 +28,7 @@ from e2sim.estimate import estimate_plan
 from e2sim.sweep import SweepSpec, evaluate_columns, parse_values, precompute
 from e2sim.sweep_run import run_sweep
 from e2sim.techniques import PSG, SLU, SMD, PSGBits, Techniques, build
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 AXES = dict(
     psg=True, slu=True,

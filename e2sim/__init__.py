@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "Counts": "counts", "count": "counts",
     "Estimate": "estimate", "estimate": "estimate", "estimate_plan": "estimate",
-    "Layer": "workload", "Workload": "workload", "load_workload": "workload",
+    "Layer": "workload", "Workload": "workload", "load_workload": "workload_files",
     "Techniques": "techniques", "SMD": "techniques", "SLU": "techniques", "PSG": "techniques",
     "PSGBits": "techniques", "Savings": "savings", "estimate_with_savings": "savings", "compare": "savings",
 }

@@ -22,7 +22,8 @@ from .energy import COMPONENTS, CONSTANTS, activity_matrix, component_energy
 from .lowering import geometry
 from .plan import Plan, base_plan
 from .profile import HardwareProfile, load_profile
-from .workload import Workload, load_workload
+from .workload import Workload
+from .workload_files import load_workload
 
 
 def _plain(x):

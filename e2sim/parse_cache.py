@@ -22,7 +22,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 # Modules whose code turns a workload or profile file into a Workload or a HardwareProfile.
-PARSERS = ("workload.py", "builders.py", "config.py", "profile.py")
+PARSERS = ("workload.py", "workload_files.py", "builders.py", "config.py", "profile.py")
 _stamp: str | None = None
 
 

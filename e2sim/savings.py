@@ -12,7 +12,8 @@ from .errors import E2simError
 from .estimate import Estimate, estimate_plan
 from .profile import HardwareProfile
 from .techniques import PSG, SLU, SMD, Baseline, PSGBits, Techniques, baseline_plan, build
-from .workload import Workload, load_workload
+from .workload import Workload
+from .workload_files import load_workload
 
 
 # The settings of validation/REPRODUCTION.md's main rows, used by ``e2sim estimate --compare`` when no

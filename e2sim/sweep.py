@@ -45,7 +45,7 @@ from .techniques._plan_ops import UPD
 from .techniques.psg import check_bits, check_fraction
 from .techniques.slu import add_gates, check_ratio, keep_per_layer
 from .techniques.smd import check_rate, executed_iterations
-from .workload import load_workload
+from .workload_files import load_workload
 
 ITEM_COLS = ("layer", "pass_", "samples", "scale", "a_bits", "b_bits", "is_float", "tensor_bits", "tag")
 AXES = ("precision", "psg_msb_bits", "grad_bits", "slu_skip", "psg_fallback", "smd")

@@ -2,7 +2,9 @@
 
 A workload file either names a bundled model builder (``model: resnet74``) or lists its layers
 explicitly (``model: custom`` with ``layers:``). Either way the result is a :class:`Workload` whose layers
-carry everything the counts stage needs; nothing downstream re-derives shapes.
+carry everything the counts stage needs; nothing downstream re-derives shapes. This module holds the types
+only: ``e2sim.workload_files`` reads files and runs the builders (``e2sim.builders``), which import these
+types, so the dependency runs one way.
 """
 from __future__ import annotations
 
@@ -10,13 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .config import Int, Real, bundled_or_path, format_validation_error, load_model, validate
-from .errors import E2simError
+from .config import Int, Real
 
 PKG_ROOT = Path(__file__).resolve().parent.parent
-WORKLOAD_DIR = PKG_ROOT / "workloads"
 
 LayerKind = Literal[
     "conv", "conv_transpose", "linear", "batchnorm", "relu", "maxpool", "avgpool", "add", "mul", "lstm", "gru",
@@ -322,61 +322,5 @@ class Workload(_Strict):
         return tuple(b for b in self.blocks if b.gated)
 
     def forward_macs_per_sample(self) -> int:
-        from .counts import count
-
-        c = count(self, batch_size=1)
-        return int(c.macs[:, 0].sum())
-
-
-def bundled_workloads() -> dict[str, Path]:
-    """Names and paths of the workload files shipped in ``workloads/``."""
-    return {p.stem: p for p in sorted(WORKLOAD_DIR.glob("*.yaml"))}
-
-
-def resolve(spec: WorkloadFile, source: str = "<workload>") -> Workload:
-    """Turn a workload file into a Workload, building the layers for a bundled model."""
-    from .builders import BUILDERS
-
-    if isinstance(spec.dataset, Dataset):
-        dataset = spec.dataset
-    elif spec.dataset in DATASETS:
-        dataset = DATASETS[spec.dataset]
-    else:
-        raise E2simError(f"{source}: dataset: unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})")
-    if spec.model == "custom":
-        if not spec.layers:
-            raise E2simError(f"{source}: layers: model 'custom' needs a non-empty layers list")
-        layers, blocks = list(spec.layers), list(spec.blocks or [])
-    else:
-        if spec.layers is not None or spec.blocks is not None:
-            raise E2simError(f"{source}: layers: only model 'custom' may list layers (model is {spec.model!r})")
-        if spec.model not in BUILDERS:
-            raise E2simError(
-                f"{source}: model: unknown model {spec.model!r} (known: custom, {', '.join(BUILDERS)})"
-            )
-        # Only the dataset reaches a builder: its classes or image shape may put a layer, or the whole
-        # network, out of bounds; say so naming the dataset, not a layer the user never wrote.
-        where = (f"{source}: dataset: model {spec.model!r} cannot be built for {dataset.classes} classes and "
-                 f"image shape {list(dataset.image_shape)}")
-        try:
-            layers, blocks = BUILDERS[spec.model](classes=dataset.classes, image_shape=dataset.image_shape)
-        except ValidationError as exc:
-            raise E2simError(f"{where}: {format_validation_error(exc)}") from None
-        if sample_work(layers) > MAX_SAMPLE_WORK:
-            raise E2simError(f"{where}: {sample_work(layers):,} forward MACs plus tensor and weight elements per "
-                             f"sample (at most 2^42, ~100x VGG-16 at 224x224)")
-    data = dict(
-        name=spec.name, model=spec.model, dataset=dataset, batch_size=spec.batch_size,
-        schedule=spec.schedule, layers=layers, blocks=blocks,
-    )
-    return validate(Workload, data, source)
-
-
-def load_workload(name_or_path: str | Path) -> Workload:
-    """Load a bundled workload by name (``resnet74_cifar10``) or a workload YAML file by path."""
-    if isinstance(name_or_path, Workload):
-        return name_or_path
-    from .parse_cache import cached_parse
-
-    path = bundled_or_path("workload", name_or_path, bundled_workloads())
-    return cached_parse(path, lambda: resolve(load_model(WorkloadFile, path), str(path)))
+        """Forward MACs of one sample (the closed forms of ``Layer.fwd_macs``, equal to the counts')."""
+        return sum(layer.fwd_macs for layer in self.layers)

@@ -16,7 +16,7 @@ import e2sim
 from e2sim.cli import COMMANDS, _docstring, cli
 from e2sim.parse_cache import cache_key, cached_parse
 from e2sim.profile import load_profile
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 

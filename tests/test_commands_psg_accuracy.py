@@ -9,7 +9,7 @@ import pytest
 from e2sim import plotstyle, progress
 from e2sim.cli import main
 from e2sim.stats import load_psg_stats
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 
 def run_cli(argv, capsys):

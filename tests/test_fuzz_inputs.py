@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from hypothesis import strategies as st
 
-from e2sim.workload import WORKLOAD_DIR
+from e2sim.workload_files import WORKLOAD_DIR
 
 from fuzzing import check, fresh_dir, fuzz_surface, invoke, json_ok, write_text, yaml_documents
 

@@ -13,7 +13,8 @@ from e2sim.energy import CONSTANTS
 from e2sim.estimate import estimate, estimate_plan
 from e2sim.plan import base_plan
 from e2sim.profile import bundled_profiles, load_profile
-from e2sim.workload import Dataset, WorkloadFile, load_workload, resolve
+from e2sim.workload import Dataset, WorkloadFile
+from e2sim.workload_files import load_workload, resolve
 
 
 def toy(cin=64, cout=10, batch=4, iterations=3):

@@ -14,7 +14,7 @@ from e2sim.dataflow import DF_CODE, map_gemms
 from e2sim.lowering import geometry, lower
 from e2sim.plan import base_plan
 from e2sim.topology import from_workload
-from e2sim.workload import bundled_workloads, load_workload
+from e2sim.workload_files import bundled_workloads, load_workload
 
 
 @pytest.mark.parametrize("name", ["resnet20_cifar10", "resnet110_cifar100", "mobilenetv2_cifar10"])

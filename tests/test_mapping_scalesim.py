@@ -21,7 +21,7 @@ import pytest
 
 from e2sim.cycles import topology_cycles
 from e2sim.topology import from_workload, read_topology
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "validation" / "scalesim" / "golden"

@@ -15,7 +15,7 @@ from e2sim.train.plots import plot_overlay, plot_run, technique_label
 from e2sim.train.psg_probe import ProbeSettings, plot, plot_title
 from e2sim.validation.compare import trace_png, trace_title
 from e2sim.validation.estimate_file import EstimateRecord
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 
 def _render(fn, *args, **kw):

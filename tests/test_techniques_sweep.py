@@ -16,7 +16,7 @@ from e2sim.sweep import SweepSpec, axis_size, check_budget, evaluate, parse_valu
 from e2sim.sweep_plot import plotted_axes, saving_grid
 from e2sim.sweep_run import DATASET, part_path, run_sweep
 from e2sim.techniques import PSG, SLU, SMD, PSGBits, Techniques, build
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 from fuzzing import invoke
 

@@ -13,7 +13,7 @@ from e2sim.stats import load_psg_stats, load_slu_stats
 from e2sim.techniques import PSG, SLU, build
 from e2sim.train.curves import CURVE_COLUMNS
 from e2sim.train.loop import CHECKPOINT, TrainConfig, train
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 QUIET = dict(log=lambda _m: None)
 ALL = dict(workload="resnet20_cifar10", data="synthetic", iterations=8, batch_size=4, eval_every=4, smd=0.5,

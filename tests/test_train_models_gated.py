@@ -8,7 +8,7 @@ from e2sim.train import schedule
 from e2sim.train.gated import GatedCifarResNet
 from e2sim.train.models import CifarResNet
 from e2sim.train.slu import executed_fraction, slu_regulariser
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 
 def _gated(seed=0, bias=None):

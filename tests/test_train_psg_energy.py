@@ -11,7 +11,7 @@ from e2sim.techniques import PSG, SLU, build
 from e2sim.train.energy import IterationEnergy
 from e2sim.train.models import build_model
 from e2sim.train.psg import PsgConv2d, _quantized_weight, convert_to_psg
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 
 def _conv(stride, exact, signed=True, seed=0):

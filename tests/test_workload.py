@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import e2sim
 from e2sim.errors import E2simError
-from e2sim.workload import bundled_workloads
+from e2sim.workload_files import bundled_workloads
 
 CUSTOM = {
     "schema_version": 1,
@@ -140,3 +140,14 @@ def test_cli_workloads_json():
     rows = {row["workload"]: row for row in json.loads(r.stdout)}
     assert rows["resnet74_cifar10"]["fwd_macs_per_sample"] == 168_215_168
     assert rows["resnet74_cifar10"]["gated_blocks"] == 35
+
+
+def test_workload_types_import_neither_builders_nor_counts():
+    """One-way flow: workload (types) <- builders <- workload_files; the counter sits downstream."""
+    code = ("import sys, e2sim.workload; "
+            "print(sorted(m for m in sys.modules if m in ('e2sim.builders', 'e2sim.counts', 'e2sim.workload_files')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+    assert e2sim.load_workload("resnet20_cifar10").forward_macs_per_sample() == int(
+        e2sim.count(e2sim.load_workload("resnet20_cifar10"), batch_size=1).macs[:, 0].sum())

@@ -23,7 +23,7 @@ from e2sim.savings import ASSUMED_SLU_SKIP as SKIP
 from e2sim.savings import PAPER_SMD_RATE as SMD_RATE
 from e2sim.savings import compare, paper_techniques
 from e2sim.techniques import PSG, SLU, SMD, Techniques, add_gates
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 PROFILE = "zedboard"
 CLAIMS = {

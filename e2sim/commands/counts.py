@@ -13,7 +13,7 @@ from ..workload import MAX_BATCH
 def counts(workload: str, batch_size: int | None, fmt: str) -> None:
     """Per-layer, per-pass MACs, element operations and tensor elements read/written for one iteration."""
     from ..counts import count
-    from ..workload import load_workload
+    from ..workload_files import load_workload
 
     w = load_workload(workload)
     emit(frame_to_text(count(w, batch_size).to_frame(), fmt))

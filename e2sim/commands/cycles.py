@@ -53,7 +53,7 @@ def cycles(workload, topology, array, dataflow, sram_kb, dram_bw, scalesim_compa
     rows, cols = _array(array)
     kb = _sram(sram_kb)
     if workload is not None:
-        from ..workload import load_workload
+        from ..workload_files import load_workload
 
         topo = from_workload(load_workload(workload))
     else:

@@ -70,7 +70,7 @@ def psg_accuracy(workload, data, steps, sample_every, batch_size, bits, msb_bits
     `e2sim estimate --psg-stats` reads into a new run directory under --out.
     """
     from ..errors import E2simError
-    from ..workload import load_workload
+    from ..workload_files import load_workload
 
     if sample_every > steps:
         raise click.BadParameter(f"{sample_every} > --steps {steps}: no step would be sampled",

@@ -11,7 +11,7 @@ def workloads(fmt: str) -> None:
     """List the bundled workloads."""
     import pandas as pd
 
-    from ..workload import bundled_workloads, load_workload
+    from ..workload_files import bundled_workloads, load_workload
 
     rows = []
     for name in bundled_workloads():

@@ -176,7 +176,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     from .models import build_model
     from .plots import plot_run
     from .stats_io import write_stats
-    from ..workload import load_workload
+    from ..workload_files import load_workload
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     out = Path(out)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from e2sim.topology import from_workload  # noqa: E402
-from e2sim.workload import load_workload  # noqa: E402
+from e2sim.workload_files import load_workload  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SCALESIM_PY = "/work/.venv-scalesim/bin/python"
