@@ -119,6 +119,12 @@ class Estimate:
                            "notes": list(self.plan.notes)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def summary(self) -> str:
+        """The human-readable summary ``e2sim estimate`` prints (energy in J..GJ and kWh, time, shares)."""
+        from .summary import summary_text
+
+        return summary_text(self.to_dict(), cli_hint=False)
+
     def to_dict(self) -> dict:
         from . import __version__
 
@@ -154,9 +160,21 @@ def estimate_plan(plan: Plan, workload: Workload, profile: str | HardwareProfile
 
 
 def estimate(workload: str | Workload, profile: str | HardwareProfile = "zedboard", precision: str = "fp32", *,
-             iterations: int | None = None, batch_size: int | None = None,
+             techniques=None, iterations: int | None = None, batch_size: int | None = None,
              plan_transform: Callable[[Plan], Plan] | None = None, scalesim_compat: bool = False) -> Estimate:
-    """Energy and time of training ``workload`` on ``profile`` (whole schedule unless ``iterations``)."""
+    """Energy and time of training ``workload`` on ``profile`` (whole schedule unless ``iterations``).
+
+    ``techniques``: E2-Train techniques applied on top of ``precision``, as technique objects
+    (``[SMD(0.5), SLU(0.4), PSG(fallback=0.1)]``) or a ``Techniques``; for the saving against a baseline
+    see ``e2sim.estimate_with_savings`` and ``e2sim.compare``.
+    """
+    if techniques is not None:
+        from .techniques import as_techniques, build
+
+        w, plan = build(load_workload(workload), as_techniques(techniques), precision, iterations, batch_size)
+        if plan_transform is not None:
+            plan = plan_transform(plan)
+        return estimate_plan(plan, w, profile, scalesim_compat=scalesim_compat)
     w = load_workload(workload)
     plan = base_plan(count(w, batch_size), precision, iterations or w.schedule.iterations)
     if plan_transform is not None:

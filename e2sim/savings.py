@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .errors import E2simError
 from .estimate import Estimate, estimate_plan
 from .profile import HardwareProfile
-from .techniques import PSG, SLU, SMD, Baseline, PSGBits, Techniques, baseline_plan, build
+from .techniques import PSG, SLU, SMD, Baseline, PSGBits, Techniques, as_techniques, baseline_plan, build
 from .workload import Workload
 from .workload_files import load_workload
 
@@ -78,6 +78,12 @@ class Savings:
     def time_saving(self) -> float:
         return 1.0 - self.config.time_s / self.baseline.time_s
 
+    def summary(self) -> str:
+        """The human-readable summary: the configuration, its baseline and the saving in %."""
+        from .summary import summary_text
+
+        return summary_text(self.to_dict(), cli_hint=False)
+
     def to_dict(self) -> dict:
         d = self.config.to_dict()
         d["configuration"] = self.label
@@ -111,10 +117,12 @@ def estimate_baseline(workload: Workload, profile, baseline: str | None = None, 
 
 
 def estimate_with_savings(workload: str | Workload, profile: str | HardwareProfile = "zedboard",
-                          precision: str = "fp32", techniques: Techniques = Techniques(), *,
+                          precision: str = "fp32", techniques=Techniques(), *,
                           baseline: str | None = None, iterations: int | None = None, batch_size: int | None = None,
                           scalesim_compat: bool = False) -> Savings:
-    """The configuration's estimate beside the baseline's (default: plain training at ``precision``)."""
+    """The configuration's estimate beside the baseline's (default: plain training at ``precision``).
+    ``techniques``: a Techniques or a sequence of technique objects (``[SMD(0.5), PSG(fallback=0.1)]``)."""
+    techniques = as_techniques(techniques)
     w = load_workload(workload)
     cfg = _price(w, techniques, precision, profile, iterations, batch_size, scalesim_compat)
     base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat, precision)
@@ -122,14 +130,14 @@ def estimate_with_savings(workload: str | Workload, profile: str | HardwareProfi
 
 
 def compare(workload: str | Workload, profile: str | HardwareProfile = "zedboard", precision: str = "fp32",
-            techniques: Techniques = Techniques(), *, baseline: str | None = None, iterations: int | None = None,
+            techniques=Techniques(), *, baseline: str | None = None, iterations: int | None = None,
             batch_size: int | None = None, scalesim_compat: bool = False):
     """One row per technique alone and combined (those configured), plus the baseline row (default: plain
     training at ``precision``)."""
     import pandas as pd
 
     w = load_workload(workload)
-    subsets = techniques.subsets()
+    subsets = as_techniques(techniques).subsets()
     if not subsets:
         raise E2simError("--compare needs at least one technique (--smd, --slu-skip/--slu-stats, --psg)")
     base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat, precision)

@@ -98,9 +98,9 @@ def _headline(d: dict) -> list[str]:
     return [f"{d.get('workload')} on {d.get('profile')}: {d.get('precision')}, batch {d.get('batch_size')}, {runs}"]
 
 
-def summary_text(d: dict) -> str:
+def summary_text(d: dict, cli_hint: bool = True) -> str:
     """The summary of one estimate (``Estimate.to_dict()``) or of a configuration beside its baseline
-    (``Savings.to_dict()``)."""
+    (``Savings.to_dict()``); ``cli_hint`` ends it with the options that give more."""
     lines = _headline(d)
     if d.get("configuration"):
         lines.append(f"techniques: {d['configuration']}")
@@ -117,7 +117,8 @@ def summary_text(d: dict) -> str:
         lines.append(f"saving  {fmt_pct(d['saving'], d.get('saving_low'), d.get('saving_high'))} of the energy, "
                      f"{fmt_pct(d['time_saving'])} of the time")
     lines += [""] + _shares({"by component": d["breakdown_j"], "by pass": d["by_pass_j"]}, e)
-    lines += ["", "per-item rows: --detail layer|pass|component|item; SI units: --format csv|json"]
+    if cli_hint:
+        lines += ["", "per-item rows: --detail layer|pass|component|item; SI units: --format csv|json"]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..counts import count
+from ..errors import E2simError
 from ..plan import Plan, base_plan
 from ..workload import Workload
 from .baselines import Baseline, base_precision
@@ -49,6 +50,25 @@ class Techniques:
             if all(getattr(self, n) is not None for n in names):
                 out.append(Techniques(**{n: getattr(self, n) for n in names}))
         return out
+
+
+def as_techniques(techniques: Techniques | Sequence | None) -> Techniques:
+    """``Techniques`` from a Techniques, None, or a sequence of technique objects (``[SMD(0.5), SLU(0.4),
+    PSG(fallback=0.1)]``, at most one of each): the Python API's way to pass them."""
+    if techniques is None:
+        return Techniques()
+    if isinstance(techniques, Techniques):
+        return techniques
+    kinds = {SMD: "smd", SLU: "slu", PSG: "psg"}
+    chosen: dict[str, object] = {}
+    for t in techniques:
+        kind = kinds.get(type(t))
+        if kind is None:
+            raise E2simError(f"techniques: expected SMD, SLU or PSG objects, got {type(t).__name__}")
+        if kind in chosen:
+            raise E2simError(f"techniques: {kind.upper()} given twice")
+        chosen[kind] = t
+    return Techniques(**chosen)
 
 
 def build(workload: Workload, techniques: Sequence[Technique] | Techniques = (), precision: str = "fp32",
