@@ -26,6 +26,7 @@ import re
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,6 +297,12 @@ def write_csv(out: Path, spec: SweepSpec) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _plot(spec: SweepSpec, tables: Tables, path: Path) -> None:
+    from .sweep_plot import plot_saving
+
+    plot_saving(spec, tables, path)
+
+
 def run_sweep(spec: SweepSpec, out: str | Path, *, resume: bool = False, force: bool = False,
               executor: str = "local", quiet: bool = False, max_configs: int = MAX_CONFIGS, csv: bool = False,
               plot: bool = True, _stop_after_chunks: int | None = None) -> SweepResult | None:
@@ -336,6 +343,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, resume: bool = False, force: 
     progress = bar(total=spec.n_configs, unit="config", quiet=quiet, initial=done_rows,
                    desc=f"sweep (memory <= {human_bytes(mem_b)}, output <= {human_bytes(out_b)})")
     last_save = time.monotonic()
+    # The plot needs only the tables: drawn on a thread while the parts are written (matplotlib is mostly
+    # Python, the part encoding mostly releases the GIL), and always waited for before returning.
+    plotting = ThreadPoolExecutor(1, thread_name_prefix="sweep-plot") if plot else None
+    plot_job = plotting.submit(_plot, spec, tables, out / PLOT) if plotting else None
     try:
         with progress:
             for i, (k, rec) in enumerate(_executor_map(executor, lambda k: _write_part(spec, tables, out, k),
@@ -353,15 +364,16 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, resume: bool = False, force: 
         if csv:
             write_csv(out, spec)
             files.append(CSV)
-        if plot:
-            from .sweep_plot import plot_saving
-
-            plot_saving(spec, tables, out / PLOT)
+        if plot_job is not None:
+            plot_job.result()
             files.append(PLOT)
         manifest.complete = True
         _save_manifest(out, manifest)
     except OSError as exc:
         raise E2simError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
+    finally:
+        if plotting is not None:
+            plotting.shutdown(wait=True)
     size = sum(part_path(out, k).stat().st_size for k in range(nc))
     return SweepResult(out=out, n_configs=spec.n_configs, n_parts=nc, spec_hash=spec.digest(), output_bytes=size,
                        estimated_output_bytes=out_b, estimated_memory_bytes=mem_b, recomputed=sorted(failed),
