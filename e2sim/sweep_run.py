@@ -235,7 +235,11 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> None:
 
 
 def _check_dataset_dir(out: Path, spec: SweepSpec) -> None:
-    """Only this sweep's parts in the dataset (a reader would take any other Parquet file for rows)."""
+    """Only this sweep's parts in the dataset (a reader would take any other Parquet file for rows); the
+    temporaries of killed atomic writes removed."""
+    for name in (MANIFEST, PLOT, CSV):  # temporaries left by a killed atomic write
+        for f in out.glob(f".{name}.*"):
+            f.unlink(missing_ok=True)
     ds = out / DATASET
     if ds.exists() and not ds.is_dir():
         raise E2simError(f"{ds}: expected the sweep's dataset folder, found a file; use --force to replace it")

@@ -3,6 +3,7 @@ corrupted parts; bad ranges, duplicates and oversized grids give one-line errors
 readable and shows the grid's savings."""
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,6 +135,7 @@ def test_resume_recomputes_corrupted_parts_without_losing_or_duplicating_rows(tm
     run_sweep(SPEC, tmp_path, quiet=True, plot=False, _stop_after_chunks=2)  # killed after parts 0 and 1
     corrupt(tmp_path)
     (tmp_path / DATASET / ".part-00002.parquet.tmpXYZ").write_bytes(b"half a write")  # killed mid-write
+    (tmp_path / ".manifest.json.tmpXYZ").write_text("{")
     capsys.readouterr()
     res = run_sweep(SPEC, tmp_path, resume=True, quiet=True, plot=False)
     err = capsys.readouterr().err.splitlines()
@@ -144,6 +146,7 @@ def test_resume_recomputes_corrupted_parts_without_losing_or_duplicating_rows(tm
     assert len(df) == SPEC.n_configs and df.config_id.is_unique  # 0 rows lost or duplicated
     pd.testing.assert_frame_equal(df, full)
     assert sorted(f.name for f in (tmp_path / DATASET).iterdir()) == [f"part-0000{k}.parquet" for k in range(3)]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["manifest.json", "sweep.parquet"]
 
 
 def test_a_consistent_forgery_of_another_chunks_rows_fails_on_the_id_range(tmp_path, full, capsys):
@@ -334,3 +337,45 @@ def test_progress_bar_shows_the_size_bounds_on_a_terminal(tmp_path, monkeypatch,
     assert "sweep (memory <= 484 B, output <= 242 B):" in err and "0/2" in err and "config/s" in err
     run_sweep(spec, tmp_path / "b", plot=False, quiet=True)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_a_killed_cli_sweep_resumes_without_losing_or_duplicating_rows(tmp_path):
+    """A real process killed (SIGKILL) mid-run, one finished part then corrupted, then --resume."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "o"
+    args = [sys.executable, "-m", "e2sim", "sweep", "--workload", "resnet20_cifar10", "--out", str(out),
+            "--smd", "0:0.99:0.01", "--psg-fallback", "0:1:0.01", "--slu-skip", "0,0.5", "--chunk-size", "100",
+            "--no-plot", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+
+    def listed() -> int:
+        try:
+            return len(json.loads((out / "manifest.json").read_text())["parts"])
+        except (OSError, ValueError):
+            return 0
+
+    while listed() < 5:  # the manifest is saved once a second: wait until it lists some parts
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n = 100 * 101 * 2
+    assert len(list((out / DATASET).glob("part-*.parquet"))) < n // 100  # killed before the end
+    part_path(out, 3).write_bytes(part_path(out, 3).read_bytes()[:100])  # and a listed part damaged
+    r = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr.splitlines() == [
+        "e2sim: note: recomputing 1 part(s) that failed verification: part-00003 (checksum mismatch)"], r.stderr
+    df = dataset(out)
+    assert len(df) == n and list(df.config_id) == list(range(n))
+    spec = SweepSpec("resnet20_cifar10", smd=parse_values("0:0.99:0.01", "--smd"), psg=True, slu=True,
+                     psg_fallback=parse_values("0:1:0.01", "--psg-fallback"), slu_skip=(0.0, 0.5))
+    expect = evaluate(spec, precompute(spec), np.arange(n))
+    pd.testing.assert_frame_equal(df, expect, check_categorical=False)
