@@ -5,7 +5,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +72,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
 
     The file gets the permissions a plain ``open(path, "w")`` would give (0666 less the umask), not the
     0600 of the temporary file."""
+    import tempfile  # here, not at the top: every command imports this module (start-up time)
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
@@ -91,6 +92,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
 def new_run_dir(base: str | Path, prefix: str) -> Path:
     """A fresh folder ``base/<prefix><random>`` that no concurrent run can share, with the permissions a
     plain ``mkdir`` would give (0777 less the umask), not the 0700 of :func:`tempfile.mkdtemp`."""
+    import tempfile
+
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))

@@ -125,7 +125,10 @@ def estimate_with_savings(workload: str | Workload, profile: str | HardwareProfi
     techniques = as_techniques(techniques)
     w = load_workload(workload)
     cfg = _price(w, techniques, precision, profile, iterations, batch_size, scalesim_compat)
-    base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat, precision)
+    if not techniques.ordered() and baseline in (None, precision):
+        base = cfg  # plain training at the run's precision is its own baseline: priced once (start-up time)
+    else:
+        base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat, precision)
     return Savings(cfg, base, Baseline(baseline or precision, precision).name, techniques.label)
 
 

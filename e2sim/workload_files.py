@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .builders import BUILDERS
 from .config import bundled_or_path, format_validation_error, load_model, validate
 from .errors import E2simError
 from .workload import DATASETS, MAX_SAMPLE_WORK, PKG_ROOT, Dataset, Workload, WorkloadFile, sample_work
@@ -21,6 +20,8 @@ def bundled_workloads() -> dict[str, Path]:
 
 def resolve(spec: WorkloadFile, source: str = "<workload>") -> Workload:
     """Turn a workload file into a Workload, building the layers for a bundled model."""
+    from .builders import BUILDERS  # only when parsing: a cached workload needs no builder (start-up time)
+
     if isinstance(spec.dataset, Dataset):
         dataset = spec.dataset
     elif spec.dataset in DATASETS:

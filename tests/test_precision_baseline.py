@@ -98,3 +98,9 @@ def test_cli_int8_compare_names_the_int8_baseline():
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert rows[0]["config"] == "baseline:int8" and rows[1]["saving"] == pytest.approx(0.5, rel=1e-12)
+
+
+def test_plain_run_is_its_own_baseline():
+    sv = estimate_with_savings(W20, PROF, "int8", Techniques(), iterations=10)
+    priced = estimate_plan(baseline_plan(W20, "int8", 10), W20, PROF)
+    assert sv.saving == 0.0 and sv.baseline.energy_j == pytest.approx(priced.energy_j, rel=1e-12)
