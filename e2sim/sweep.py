@@ -257,8 +257,8 @@ class Tables:
     timings_s: dict = field(default_factory=dict)
 
 
-def _bit_plan(counts, w, spec: SweepSpec, prec: str, msb: int, grad: int) -> Plan:
-    plan = base_plan(counts, prec, 1)
+def _bit_plan(bases: dict, w, spec: SweepSpec, prec: str, msb: int, grad: int) -> Plan:
+    plan = bases[prec]  # techniques return new plans: one base plan per precision serves every bit config
     if spec.psg:  # grad None: the precision's gradient width; msb_grad min(16, grad) (PSGBits.resolve)
         bits = PSGBits(msb_act=int(msb), grad=None if grad is None else int(grad))
         plan = PSG(bits, fallback=1.0).apply(plan, w)
@@ -280,7 +280,8 @@ def bit_plans(spec: SweepSpec):
         w = add_gates(w)
     counts = count(w, spec.batch_size)
     keys = list(product(spec.precision, spec.psg_msb_bits, spec.grad_bits))
-    first = _bit_plan(counts, w, spec, *keys[0])
+    bases = {p: base_plan(counts, p, 1) for p in spec.precision}
+    first = _bit_plan(bases, w, spec, *keys[0])
     n_points = len(keys) * (len(spec.slu_skip) if spec.slu else 1)
     if n_points * first.n_items > MAX_PRICED_ITEMS:
         raise E2simError(
@@ -290,7 +291,7 @@ def bit_plans(spec: SweepSpec):
             f"values (SMD rates and PSG fallback fractions cost almost nothing)")
     plans = {keys[0]: first}
     for key in keys[1:]:
-        plans[key] = _bit_plan(counts, w, spec, *key)
+        plans[key] = _bit_plan(bases, w, spec, *key)
     return base_w, w, plans
 
 
