@@ -17,7 +17,6 @@ import math
 
 DETAILS = ("layer", "pass", "component", "item")
 J_PER_KWH = 3.6e6
-_ENERGY_UNITS = ((1e9, "GJ"), (1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"))
 _TIME_UNITS = ((86400.0, "days", 2 * 86400.0), (3600.0, "h", 2 * 3600.0), (60.0, "min", 120.0), (1.0, "s", 0.0))
 
 
@@ -34,14 +33,10 @@ def _decimals(text: str) -> int:
 
 
 def energy_unit(j: float) -> tuple[float, str]:
-    """(joules per unit, unit name) for a value of ``j`` joules."""
-    a = abs(j)
-    if a == 0 or not math.isfinite(a):
-        return 1.0, "J"
-    for scale, unit in _ENERGY_UNITS:
-        if a >= scale:
-            return scale, unit
-    return _ENERGY_UNITS[-1]
+    """(joules per unit, unit name) for a value of ``j`` joules: 4e6 -> (1e6, "MJ")."""
+    from .plotstyle import si_scale  # one prefix table for the plots and the text
+
+    return si_scale(j, "J")
 
 
 def _band(value: float, low: float | None, high: float | None, scale: float, unit: str, digits: int) -> str:
@@ -147,6 +142,10 @@ def compare_text(rows: list[dict], about: dict) -> str:
     body = _table(["configuration", "energy", "kWh", "time", "energy saving", "time saving"], table, {1, 2, 3, 4, 5})
     notes = ["", "saving: share of the baseline's energy (time) that the configuration does not use; SI units: "
                  "--format csv|json"]
+    costlier = [r["config"] for r in rows[1:] if r["saving"] < 0]
+    if costlier:
+        notes.append(f"a negative saving: {', '.join(costlier)} costs more than the baseline (e.g. PSG on int8: its "
+                     f"predictor runs at the 8-bit rate; README, 'Precision and baselines')")
     return "\n".join(head + body + notes) + "\n"
 
 

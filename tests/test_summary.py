@@ -76,6 +76,9 @@ def test_compare_text_with_and_without_band():
     assert plain[0] == "w on p: int8, each technique alone and combined against int8 training"
     row = next(x for x in plain if x.startswith("SMD+SLU+PSG"))
     assert row.split() == ["SMD+SLU+PSG", "720", "kJ", "0.200", "kWh", "3.82", "days", "82.0%", "81.7%"]
+    assert "negative saving" not in "\n".join(plain)
+    worse = compare_text([ROWS[0], {**ROWS[1], "config": "PSG", "saving": -0.022}], {}).splitlines()
+    assert "-2.2%" in next(x for x in worse if x.startswith("PSG")) and "PSG costs more than the baseline" in worse[-1]
     banded = [dict(ROWS[0]), {**ROWS[1], "saving_low": 0.79, "saving_high": 0.86, "energy_j_low": 5.1e5,
                               "energy_j_high": 9.9e5}]
     row = next(x for x in compare_text(banded, {}).splitlines() if x.startswith("SMD+SLU+PSG"))
