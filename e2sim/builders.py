@@ -134,6 +134,116 @@ def mobilenetv2_cifar(classes: int = 10, image_shape: Shape = (3, 32, 32)):
     return net.layers, net.blocks
 
 
+# Inference networks of the published FPGA designs (validation/published/designs.csv). Forward only, so
+# every layer is a "stem" (no SLU blocks) and batchnorm is left out: inference designs fold it into the
+# convolution's weights and bias. Convolutions carry a bias; a ReLU follows each (leaky in YOLOv2: the same
+# element-wise cost).
+
+
+def _pool(net: _Net, name: str, k: int, stride: int) -> Shape:
+    c, h, w = net.shape
+    out = (c, (h - k) // stride + 1, (w - k) // stride + 1)
+    net._add(name=name, kind="maxpool", in_shape=net.shape, out_shape=out, kernel=(k, k), stride=(stride, stride),
+             role="stem")
+    net.shape = out
+    return out
+
+
+def _conv_relu(net: _Net, name: str, cout: int, k: int, stride: int = 1, pad: int = 0, groups: int = 1,
+               shape: Shape | None = None) -> Shape:
+    s = net.conv(name, cout, k, stride, pad, groups=groups, shape=shape, role="stem")
+    net.layers[-1] = net.layers[-1].model_copy(update={"bias": True})
+    net.shape = net.same(f"{name}.relu", "relu", s, role="stem")
+    return net.shape
+
+
+def _fc(net: _Net, name: str, cout: int, relu: bool = True) -> Shape:
+    s = net.linear(name, cout)
+    if relu:
+        net.shape = net.same(f"{name}.relu", "relu", s, role="head")
+    return net.shape
+
+
+def alexnet(classes: int = 1000, image_shape: Shape = (3, 227, 227)):
+    """AlexNet as in Caffe's bvlc_alexnet (Krizhevsky et al. 2012): 227x227 input, grouped conv2/4/5 (two
+    GPUs), LRN omitted (no MACs). Forward: 724 M MACs, 666 M of them in the convolutions (1.33 GOP, the
+    '1.3 GOP' of the survey rows)."""
+    net = _Net(image_shape)
+    _conv_relu(net, "conv1", 96, 11, 4)
+    _pool(net, "pool1", 3, 2)
+    _conv_relu(net, "conv2", 256, 5, 1, 2, groups=2)
+    _pool(net, "pool2", 3, 2)
+    _conv_relu(net, "conv3", 384, 3, 1, 1)
+    _conv_relu(net, "conv4", 384, 3, 1, 1, groups=2)
+    _conv_relu(net, "conv5", 256, 3, 1, 1, groups=2)
+    _pool(net, "pool5", 3, 2)
+    _fc(net, "fc6", 4096)
+    _fc(net, "fc7", 4096)
+    _fc(net, "fc8", classes, relu=False)
+    return net.layers, net.blocks
+
+
+def vgg16(classes: int = 1000, image_shape: Shape = (3, 224, 224)):
+    """VGG-16 (Simonyan & Zisserman 2015, configuration D): 13 3x3 convolutions, 5 max-pools, 3 FC layers.
+    Forward: 15.47 G MACs (30.9 GOP), 15.35 G of them in the convolutions."""
+    net = _Net(image_shape)
+    for stage, (width, reps) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), start=1):
+        for i in range(reps):
+            _conv_relu(net, f"conv{stage}_{i + 1}", width, 3, 1, 1)
+        _pool(net, f"pool{stage}", 2, 2)
+    _fc(net, "fc6", 4096)
+    _fc(net, "fc7", 4096)
+    _fc(net, "fc8", classes, relu=False)
+    return net.layers, net.blocks
+
+
+def yolov2(classes: int = 80, image_shape: Shape = (3, 416, 416)):
+    """YOLOv2 as darknet's cfg/yolov2.cfg (Redmon & Farhadi 2017) at 416x416: 22 convolutions of the
+    Darknet-19 trunk and head, the passthrough (1x1 conv to 64 on the 26x26x512 map, reorg to 13x13x256,
+    concatenated to 1280 channels), and the 1x1 detection conv to 5 x (5 + classes) = 425 maps. The reorg and
+    the concatenation move data without MACs and are not listed. Forward: 14.74 G MACs (darknet reports
+    29.47 BFLOPs)."""
+    net = _Net(image_shape)
+    cfg = [(32, 3), "M", (64, 3), "M", (128, 3), (64, 1), (128, 3), "M", (256, 3), (128, 1), (256, 3), "M",
+           (512, 3), (256, 1), (512, 3), (256, 1), (512, 3), "M",
+           (1024, 3), (512, 1), (1024, 3), (512, 1), (1024, 3), (1024, 3), (1024, 3)]
+    passthrough = None
+    for i, item in enumerate(cfg):
+        if item == "M":
+            if net.shape[1] == 26:
+                passthrough = net.shape  # 26x26x512, the route source
+            _pool(net, f"pool{i}", 2, 2)
+            continue
+        cout, k = item
+        _conv_relu(net, f"conv{i}", cout, k, 1, k // 2)
+    trunk = net.shape
+    _conv_relu(net, "route_conv", 64, 1, 1, 0, shape=passthrough)
+    c, h, w = net.shape
+    net.shape = (trunk[0] + c * 4, h // 2, w // 2)  # reorg (stride 2) and concatenation: data movement only
+    _conv_relu(net, "conv_cat", 1024, 3, 1, 1)
+    s = net.conv("detect", 5 * (5 + classes), 1, 1, 0, role="stem")
+    net.layers[-1] = net.layers[-1].model_copy(update={"bias": True})
+    net.shape = s
+    return net.layers, net.blocks
+
+
+def cnv(classes: int = 10, image_shape: Shape = (3, 32, 32)):
+    """The CNV network of FINN (Umuroglu et al., FPGA'17) for CIFAR-10: (2x conv 64, pool, 2x conv 128, pool,
+    2x conv 256) with unpadded 3x3 convolutions, then FC 256->512->512->classes. Forward: 59.5 M MACs
+    (0.119 GOP; the FINN rows say ~0.113 GOP/img). Binary in FINN, so outside the MAC model there; the
+    workload serves integer (2..32-bit) designs."""
+    net = _Net(image_shape)
+    for stage, width in enumerate((64, 128, 256), start=1):
+        _conv_relu(net, f"conv{stage}_1", width, 3)
+        _conv_relu(net, f"conv{stage}_2", width, 3)
+        if stage < 3:
+            _pool(net, f"pool{stage}", 2, 2)
+    _fc(net, "fc1", 512)
+    _fc(net, "fc2", 512)
+    _fc(net, "fc3", classes, relu=False)
+    return net.layers, net.blocks
+
+
 def _resnet(depth: int) -> Callable:
     def build(classes: int = 10, image_shape: Shape = (3, 32, 32)):
         return resnet_cifar(depth, classes, image_shape)
@@ -148,4 +258,8 @@ BUILDERS: dict[str, Callable] = {
     "resnet74": _resnet(74),
     "resnet110": _resnet(110),
     "mobilenetv2": mobilenetv2_cifar,
+    "alexnet": alexnet,
+    "vgg16": vgg16,
+    "yolov2": yolov2,
+    "cnv": cnv,
 }

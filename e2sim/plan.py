@@ -43,6 +43,7 @@ class Plan:
     iterations_executed: float  # SMD makes this smaller than iterations_scheduled
     precision: str = "fp32"
     notes: tuple[str, ...] = ()  # human-readable record of the techniques applied, in order
+    inference: bool = False  # forward pass only (a published inference design, e2sim estimate --inference)
 
     def __post_init__(self) -> None:
         n = len(self.layer)
@@ -160,3 +161,9 @@ def base_plan(counts: Counts, precision: str = "fp32", iterations: int = 1) -> P
         tag=np.full(n, "base", dtype=object),
         iterations_scheduled=int(iterations), iterations_executed=float(iterations), precision=precision,
     )
+
+
+def inference_plan(counts: Counts, precision: str = "int16", iterations: int = 1) -> Plan:
+    """Forward pass only: the base plan's ``fwd`` items (an iteration is one batch through the network)."""
+    p = base_plan(counts, precision, iterations)
+    return replace(p.select(p.pass_ == PASSES.index("fwd")), inference=True)

@@ -5,12 +5,27 @@ source, has an unknown key, a negative energy or a field name without a unit is 
 named. Units live in the field names (``clock_hz``, ``read_pj_per_bit``); values are converted to SI by
 the energy stage (pJ only appear here).
 
-Energy of one MAC as a function of both operand widths (integer, 2..32 bits):
-``mac_pj(a, b) = int_mult_pj_per_bit2 * a * b + int_add_pj_per_bit * max(a, b)``. A multiplier's area and
-energy grow with the product of its operand widths and an adder's with its width; Horowitz (ISSCC'14)
-gives 0.2 pJ for an 8x8 and 3.1 pJ for a 32x32 multiply (0.0031 and 0.0030 pJ/bit^2) and 0.03 / 0.1 pJ for
-8- and 32-bit adds, which this form reproduces within 5 %. Floating point uses the fp16 / fp32 constants
-(by the wider operand). The same add constants price the vector unit's element operations.
+A profile prices arithmetic one of two ways (exactly one of ``compute`` / ``fpga`` is present):
+
+- ``compute`` (ASIC, e.g. asic45nm): energy of one MAC as a function of both operand widths (integer, 2..32
+  bits): ``mac_pj(a, b) = int_mult_pj_per_bit2 * a * b + int_add_pj_per_bit * max(a, b)``. A multiplier's
+  area and energy grow with the product of its operand widths and an adder's with its width; Horowitz
+  (ISSCC'14) gives 0.2 pJ for an 8x8 and 3.1 pJ for a 32x32 multiply and 0.03 / 0.1 pJ for 8- and 32-bit
+  adds, which this form reproduces within 5 %. Floating point uses the fp16 / fp32 constants. Static power
+  is one figure, ``static_power_w``.
+- ``fpga`` (e.g. zedboard): per-event FPGA energies. A MAC occupies ``dsp_per_pe / rate`` DSP slice-cycles
+  (``rate``: the array's MACs per PE per cycle at that width, so packed int8 pairs cost half a slice-cycle
+  and a 5-DSP fp32 unit five), each priced at ``dsp_pj_per_slice_cycle`` times XPE's width toggle factor;
+  floating-point MACs and adds also toggle LUT/FF fabric (``*_lut_count`` LUTs per operation at
+  ``fabric_pj_per_lut_op``); integer element operations cost one LUT per bit (carry-chain adder); every
+  clock cycle costs ``clock_pj_per_dsp_cycle`` per DSP of the array (clock tree, routing, pipeline
+  registers) whether or not it computes. BRAM (the buffers) and DDR3 (incl. controller and PHY) are priced
+  per bit. Static power is split into PS, PL static, DDR and board (regulators, peripherals).
+  ``device`` names the FPGA in the device table (``e2sim.devices``).
+
+Every constant is a :class:`Sourced` ``{value, source}`` pair; the energy is linear in the energy and power
+constants (``linear_constants``), which calibration fits. ``calibration`` (optional) records a fit: which
+rows and constants, the leave-one-out error, and the bootstrap sample the uncertainty band is drawn from.
 """
 from __future__ import annotations
 
@@ -29,7 +44,7 @@ DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
 
 # A field name must end in a unit (or be a count / a dimensionless factor named as such).
 _UNIT_SUFFIX = re.compile(
-    r"_(hz|w|j|pj|pj_per_bit|pj_per_bit2|bytes|bytes_per_s|bits|per_pe_per_cycle|count|fraction)$"
+    r"_(hz|w|j|pj|pj_per_bit|pj_per_bit2|pj_per_slice_cycle|pj_per_lut_op|pj_per_dsp_cycle|bytes|bytes_per_s|bits|per_pe_per_cycle|count|fraction)$"
 )
 
 
@@ -150,12 +165,98 @@ class Dram(_Strict):
 
 
 class Compute(_Strict):
+    """ASIC arithmetic (see module doc)."""
+
     int_mult_pj_per_bit2: Sourced
     int_add_pj_per_bit: Sourced
     mac_fp16_pj: Sourced
     mac_fp32_pj: Sourced
     add_fp16_pj: Sourced
     add_fp32_pj: Sourced
+
+
+class FpgaUnits(_Strict):
+    """Structural facts of the FPGA datapath (not fitted)."""
+
+    dsp_per_pe_count: Sourced  # DSP slices per PE of the array (1 where a PE is one DSP48E1)
+    int12_toggle_fraction: Sourced  # XPE DSP toggle factor for <=12-bit operands, relative to 27x18
+    int18_toggle_fraction: Sourced  # ... for <=18-bit operands
+    fp16_mac_lut_count: Sourced  # LUTs toggled per fp16 MAC beyond its DSPs (alignment, normalisation)
+    fp32_mac_lut_count: Sourced
+    fp16_add_dsp_count: Sourced  # DSP slices of one fp16 adder (element operations)
+    fp32_add_dsp_count: Sourced
+    fp16_add_lut_count: Sourced
+    fp32_add_lut_count: Sourced
+
+    @model_validator(mode="after")
+    def _check(self) -> FpgaUnits:
+        if self.dsp_per_pe_count.value <= 0:
+            raise ValueError("dsp_per_pe_count: must be positive")
+        for name in ("int12_toggle_fraction", "int18_toggle_fraction"):
+            if not 0 < getattr(self, name).value <= 1:
+                raise ValueError(f"{name}: must be in (0, 1]")
+        return self
+
+
+class FpgaEnergy(_Strict):
+    """Per-event FPGA energies (linear constants)."""
+
+    dsp_pj_per_slice_cycle: Sourced
+    fabric_pj_per_lut_op: Sourced
+    clock_pj_per_dsp_cycle: Sourced
+
+
+class FpgaStatic(_Strict):
+    """Board static power split (linear constants, W)."""
+
+    ps_w: Sourced
+    pl_w: Sourced
+    ddr_w: Sourced
+    board_w: Sourced
+
+
+class Fpga(_Strict):
+    device: str = Field(min_length=1, description="key of the device table (e2sim/devices.yaml)")
+    units: FpgaUnits
+    energy: FpgaEnergy
+    static: FpgaStatic
+
+
+class Bootstrap(_Strict):
+    """Constant vectors (SI, one per bootstrap replicate of the fit) and each replicate's model residual."""
+
+    constants: list[str] = Field(min_length=1)
+    vectors_si: list[list[float]] = Field(min_length=2)
+    residual_fractions: list[float] = Field(min_length=2)
+    time_ratios: list[float] = Field(min_length=2, description="published / predicted time of resampled rows")
+
+    @model_validator(mode="after")
+    def _check(self) -> Bootstrap:
+        import math
+
+        n = len(self.constants)
+        if any(len(v) != n for v in self.vectors_si):
+            raise ValueError(f"vectors_si: every vector needs {n} values (one per constant)")
+        if len(self.residual_fractions) != len(self.vectors_si):
+            raise ValueError("residual_fractions: one per vector")
+        vals = [x for v in self.vectors_si for x in v] + self.residual_fractions + self.time_ratios
+        if not all(math.isfinite(x) for x in vals) or min(min(v) for v in self.vectors_si) < 0:
+            raise ValueError("vectors_si / residual_fractions / time_ratios: values must be finite, vectors >= 0")
+        if min(self.residual_fractions) <= -1 or min(self.time_ratios) <= 0:
+            raise ValueError("residual_fractions must be > -1 and time_ratios > 0")
+        return self
+
+
+class Calibration(_Strict):
+    """What a calibrated profile was fitted to (written by validation/published/calibrate_zedboard.py)."""
+
+    method: str = Field(min_length=8)
+    rows_fitted: list[str] = Field(min_length=1)
+    groups_fitted: list[str] = Field(min_length=1, description="groups of constants scaled by the fit")
+    constants_fitted: list[str] = Field(min_length=1)
+    scales: dict[str, float] = Field(description="fitted scale of each group relative to the prior")
+    loo_median_abs_error_fraction: float = Field(ge=0, allow_inf_nan=False)
+    bootstrap: Bootstrap
 
 
 class HardwareProfile(_Strict):
@@ -165,13 +266,45 @@ class HardwareProfile(_Strict):
     array: Array
     buffers: Buffers
     dram: Dram
-    compute: Compute
-    static_power_w: Sourced
+    compute: Compute | None = None
+    fpga: Fpga | None = None
+    static_power_w: Sourced | None = None
+    calibration: Calibration | None = None
+
+    @model_validator(mode="after")
+    def _kind(self) -> HardwareProfile:
+        if (self.compute is None) == (self.fpga is None):
+            raise ValueError("exactly one of compute (ASIC) and fpga must be given")
+        if self.compute is not None and self.static_power_w is None:
+            raise ValueError("static_power_w: an ASIC (compute) profile needs it")
+        if self.fpga is not None and self.static_power_w is not None:
+            raise ValueError("static_power_w: an fpga profile gives static power as fpga.static.{ps,pl,ddr,board}_w")
+        if self.calibration is not None:
+            unknown = sorted(set(self.calibration.bootstrap.constants) - set(self.linear_constants()))
+            if unknown:
+                raise ValueError(f"calibration.bootstrap.constants: not linear constants of this profile: {unknown}")
+        return self
+
+    @property
+    def is_fpga(self) -> bool:
+        return self.fpga is not None
+
+    @property
+    def static_w(self) -> float:
+        """Total static power (W)."""
+        if self.fpga is None:
+            return self.static_power_w.value
+        s = self.fpga.static
+        return s.ps_w.value + s.pl_w.value + s.ddr_w.value + s.board_w.value
 
     @model_validator(mode="after")
     def _units(self) -> HardwareProfile:
-        for sub in (self.array, self.buffers.ifmap, self.buffers.filter, self.buffers.ofmap, self.dram,
-                    self.compute):
+        subs = [self.array, self.buffers.ifmap, self.buffers.filter, self.buffers.ofmap, self.dram]
+        if self.compute is not None:
+            subs.append(self.compute)
+        if self.fpga is not None:
+            subs += [self.fpga.units, self.fpga.energy, self.fpga.static]
+        for sub in subs:
             for name in type(sub).model_fields:
                 if name in ("dataflow", "int_throughput"):
                     continue
@@ -181,25 +314,47 @@ class HardwareProfile(_Strict):
 
     # Linear constants, by dotted path, that calibration may fit (energy is linear in each).
     def linear_constants(self) -> dict[str, float]:
-        """Value in SI units (J, J/bit, W) of every constant the energy is linear in."""
+        """Value in SI units (J, J/bit, W) of every constant the energy is linear in.
+
+        Order: compute constants, buffers, dram, static (the energy stage's column order).
+        """
         pj = 1e-12
-        c, b, d = self.compute, self.buffers, self.dram
-        out = {
-            "compute.int_mult_pj_per_bit2": c.int_mult_pj_per_bit2.value * pj,
-            "compute.int_add_pj_per_bit": c.int_add_pj_per_bit.value * pj,
-            "compute.mac_fp16_pj": c.mac_fp16_pj.value * pj,
-            "compute.mac_fp32_pj": c.mac_fp32_pj.value * pj,
-            "compute.add_fp16_pj": c.add_fp16_pj.value * pj,
-            "compute.add_fp32_pj": c.add_fp32_pj.value * pj,
-            "dram.read_pj_per_bit": d.read_pj_per_bit.value * pj,
-            "dram.write_pj_per_bit": d.write_pj_per_bit.value * pj,
-            "static_power_w": self.static_power_w.value,
-        }
+        b, d = self.buffers, self.dram
+        out: dict[str, float] = {}
+        if self.compute is not None:
+            c = self.compute
+            for name in ("int_mult_pj_per_bit2", "int_add_pj_per_bit", "mac_fp16_pj", "mac_fp32_pj",
+                         "add_fp16_pj", "add_fp32_pj"):
+                out[f"compute.{name}"] = getattr(c, name).value * pj
+        else:
+            e = self.fpga.energy
+            for name in ("dsp_pj_per_slice_cycle", "fabric_pj_per_lut_op", "clock_pj_per_dsp_cycle"):
+                out[f"fpga.energy.{name}"] = getattr(e, name).value * pj
         for name in ("ifmap", "filter", "ofmap"):
             buf = getattr(b, name)
             out[f"buffers.{name}.read_pj_per_bit"] = buf.read_pj_per_bit.value * pj
             out[f"buffers.{name}.write_pj_per_bit"] = buf.write_pj_per_bit.value * pj
+        out["dram.read_pj_per_bit"] = d.read_pj_per_bit.value * pj
+        out["dram.write_pj_per_bit"] = d.write_pj_per_bit.value * pj
+        if self.compute is not None:
+            out["static_power_w"] = self.static_power_w.value
+        else:
+            for name in ("ps_w", "pl_w", "ddr_w", "board_w"):
+                out[f"fpga.static.{name}"] = getattr(self.fpga.static, name).value
         return out
+
+    def with_constants(self, values_si: dict[str, float], note: str) -> HardwareProfile:
+        """A copy with the given linear constants (dotted path -> SI value) replaced; ``note`` goes into
+        each replaced constant's source."""
+        data = self.model_dump()
+        for path, v in values_si.items():
+            node = data
+            *parents, leaf = path.split(".")
+            for key in parents:
+                node = node[key]
+            factor = 1e-12 if "_pj" in leaf else 1.0
+            node[leaf] = {"value": v / factor, "source": f"{note}; was {node[leaf]['value']:.6g}"}
+        return HardwareProfile.model_validate(data)
 
 
 def bundled_profiles() -> dict[str, Path]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import E2simError
 from .estimate import Estimate, estimate_plan
 from .profile import HardwareProfile
@@ -84,12 +86,16 @@ class Savings:
 
         return summary_text(self.to_dict(), cli_hint=False)
 
+    def saving_band(self) -> dict[str, float]:
+        return saving_band(self.config, self.baseline)
+
     def to_dict(self) -> dict:
         d = self.config.to_dict()
         d["configuration"] = self.label
         d["baseline"] = {"name": self.baseline_name, "energy_j": self.baseline.energy_j,
                          "time_s": self.baseline.time_s}
         d["saving"] = self.saving
+        d.update(self.saving_band())
         d["time_saving"] = self.time_saving
         return d
 
@@ -101,6 +107,30 @@ class Savings:
         a.insert(0, "config", self.label)
         b.insert(0, "config", f"baseline:{self.baseline_name}")
         return pd.concat([a, b], ignore_index=True)
+
+
+def saving_band(config: Estimate, baseline: Estimate) -> dict[str, float]:
+    """5-95 % band of the saving 1 - E / E_baseline over the profile's bootstrap replicates ({} when the
+    profile is uncalibrated). Both runs are priced with the same replicate, and the model residual (a common
+    factor of every energy on one board) cancels in the ratio: the band is narrower than the energy band."""
+    from .estimate import BAND_HIGH, BAND_LOW
+
+    e, b = config.energy_samples(residual=False), baseline.energy_samples(residual=False)
+    if e is None or b is None:
+        return {}
+    s = 1.0 - e / b
+    lo, hi = np.quantile(s, [BAND_LOW, BAND_HIGH])
+    mid = 1.0 - config.energy_j / baseline.energy_j
+    return {"saving_low": min(float(lo), mid), "saving_high": max(float(hi), mid)}
+
+
+def _row(label: str, e: Estimate, base: Estimate) -> dict:
+    band = e.band()
+    return {"config": label, "energy_j": e.energy_j,
+            **{k: band[k] for k in ("energy_j_low", "energy_j_high") if k in band}, "time_s": e.time_s,
+            **{k: band[k] for k in ("time_s_low", "time_s_high") if k in band},
+            "saving": 1.0 - e.energy_j / base.energy_j, **saving_band(e, base),
+            "time_saving": 1.0 - e.time_s / base.time_s}
 
 
 def _price(workload: Workload, techniques: Techniques, precision: str, profile, iterations, batch_size,
@@ -145,10 +175,8 @@ def compare(workload: str | Workload, profile: str | HardwareProfile = "zedboard
         raise E2simError("--compare needs at least one technique (--smd, --slu-skip/--slu-stats, --psg)")
     base = estimate_baseline(w, profile, baseline, iterations, batch_size, scalesim_compat, precision)
     name = Baseline(baseline or precision, precision).name
-    rows = [{"config": f"baseline:{name}", "energy_j": base.energy_j, "time_s": base.time_s,
-             "saving": 0.0, "time_saving": 0.0}]
+    rows = [_row(f"baseline:{name}", base, base)]
     for t in subsets:
         e = _price(w, t, precision, profile, iterations, batch_size, scalesim_compat)
-        rows.append({"config": t.label, "energy_j": e.energy_j, "time_s": e.time_s,
-                     "saving": 1.0 - e.energy_j / base.energy_j, "time_saving": 1.0 - e.time_s / base.time_s})
+        rows.append(_row(t.label, e, base))
     return pd.DataFrame(rows)

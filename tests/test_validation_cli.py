@@ -79,19 +79,35 @@ def test_validate_errors(tmp_path, capsys, argv, message):
     assert code == 2 and message in err and err.count("\n") == 1
 
 
-def test_validate_published(capsys):
-    code, out, err = run(["validate", "--published", "--profile", str(PROFILE), "--output-format", "json"], capsys)
+def test_validate_published(capsys, tmp_path):
+    code, out, err = run(["validate", "--published", "--profile", "zedboard", "--output-format", "json"], capsys)
     assert code == 0, err
     rep = json.loads(out)
-    assert rep["profile"] == "testprofile" and len(rep["points"]) == 11
-    stages = {s["stage"]: s for s in rep["summary"]}
-    assert stages["profile as is"]["points"] == 3
+    assert rep["profile"] == "zedboard" and len(rep["rows"]) == 30
+    for r in rep["rows"]:
+        assert {"id", "published_power_w", "predicted_power_w", "loo_error_rel", "used_in_fit", "reason"} <= set(r)
+    assert rep["summary"]["predicted_rows"] >= 15 and rep["summary"]["loo_median_abs_error"] > 0
+    # --rows: an extra design predicted with the shipped profile, never fitted
+    import pandas as pd
+
+    from e2sim.validation.published import PUBLISHED_CSV
+
+    df = pd.read_csv(PUBLISHED_CSV, dtype=str, keep_default_na=False)
+    df[df["id"] == "P19"].assign(id="NEW1", use_in_fit="yes").to_csv(tmp_path / "r.csv", index=False)
+    code, out, err = run(["validate", "--published", "--rows", str(tmp_path / "r.csv"), "--output-format", "json"],
+                         capsys)
+    assert code == 0, err
+    rows = {r["id"]: r for r in json.loads(out)["rows"]}
+    assert rows["NEW1"]["used_in_fit"] is False
+    assert rows["NEW1"]["predicted_power_w"] == pytest.approx(rows["P19"]["predicted_power_w"], rel=1e-12)
+    code, _, err = run(["validate", "--published", "--rows", str(tmp_path / "none.csv")], capsys)
+    assert code == 2 and "none.csv" in err and err.count("\n") == 1
 
 
 def test_calibrate_recovers_synthetic_constants(tmp_path, capsys):
     out_yaml = tmp_path / "cal.yaml"
     code, out, err = run(["calibrate", "--logs", str(ROOT / "validation" / "logs" / "synthetic_pynq.csv"),
-                          "--profile", str(ROOT / "hardware_profiles" / "zedboard.yaml"),
+                          "--profile", str(ROOT / "hardware_profiles" / "asic45nm.yaml"),
                           "--fit", "static_power_w,compute.int_mult_pj_per_bit2",
                           "--fit", "dram.read_pj_per_bit", "--out", str(out_yaml), "--output-format", "csv"], capsys)
     assert code == 0, err
@@ -102,7 +118,7 @@ def test_calibrate_recovers_synthetic_constants(tmp_path, capsys):
     assert new["compute.mac_fp32_pj"] == pytest.approx(4.6e-12, abs=0)  # not fitted: unchanged
     text = out_yaml.read_text()
     assert text.startswith("# Calibrated by e2sim calibrate") and "synthetic_pynq.csv#16" in text
-    assert "prior 2.0 (" in read_yaml(out_yaml)["static_power_w"]["source"]
+    assert "prior 0.04 (" in read_yaml(out_yaml)["static_power_w"]["source"]
     assert pd.read_csv(io.StringIO(out))["constant"].tolist() == list(truth)
 
 

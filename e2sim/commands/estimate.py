@@ -16,24 +16,36 @@ from .technique_options import TECHNIQUE_KEYS, technique_options, uses_technique
               help="override the schedule's iterations (e.g. those of a measured window)")
 @click.option("--batch-size", type=click.IntRange(min=1, max=MAX_BATCH), default=None, help="override the workload's batch size")
 @click.option("--scalesim-compat", is_flag=True, help="count as SCALE-Sim 3.0.0 does (CALC mode: no stalls)")
+@click.option("--inference", is_flag=True,
+              help="forward pass only: --iterations batches (default 1) of --batch-size images, no training")
+@click.option("--sensitivity", is_flag=True,
+              help="json: add 'sensitivity', each profile constant's elasticity d ln E / d ln c")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--detail", type=click.Choice(DETAILS), default=None,
               help="per-item rows summed by layer, pass or component, or every item (table: after the summary; "
                    "csv: the rows [default: item]; json: a 'detail' list)")
 @technique_options
-def estimate(workload, profile, precision, iterations, batch_size, scalesim_compat, fmt, detail,
-             **techniques) -> None:
-    """Energy and time of a whole training run on a hardware profile.
+def estimate(workload, profile, precision, iterations, batch_size, scalesim_compat, inference, sensitivity, fmt,
+             detail, **techniques) -> None:
+    """Energy and time of a whole training run (or, with --inference, of forward passes) on a hardware
+    profile.
 
     table: a summary in human units (energy in J/kJ/MJ and kWh, time, shares of each component and pass in
     %, savings in %); --detail adds per-item rows. csv: one row per layer x pass x component (mac, sram,
     dram, static) with energy_j, or the --detail level. json: totals in SI units (energy_j, time_s, cycles,
-    breakdown_j, by_pass_j, the per-constant activity that calibrate reads), the baseline and the saving.
+    breakdown_j, by_pass_j, the per-constant activity that calibrate reads), the baseline and the saving;
+    with a calibrated profile also the band energy_j_low/high, time_s_low/high (saving_low/high beside
+    every saving); --sensitivity adds each constant's elasticity.
     """
+    from ..errors import E2simError
     from ..output import frame_to_text, to_json
     from ..summary import compare_text, detail_frame, detail_text, summary_text
 
     kw = dict(iterations=iterations, batch_size=batch_size, scalesim_compat=scalesim_compat)
+    if sensitivity and fmt != "json":
+        raise E2simError("--sensitivity: add --format json (it is a key of the JSON record)")
+    if inference and uses_techniques(techniques):
+        raise E2simError("--inference: not with techniques, --baseline or --compare (they describe training)")
     if techniques["compare"]:
         if detail:
             raise click.UsageError("--detail shows one configuration; drop --compare or --detail")
@@ -53,7 +65,11 @@ def estimate(workload, profile, precision, iterations, batch_size, scalesim_comp
         else:
             emit(to_json(df.to_dict(orient="records")) + "\n" if fmt == "json" else frame_to_text(df, fmt))
         return
-    if fmt == "json" or uses_techniques(techniques):
+    if inference:
+        from ..estimate import estimate as run
+
+        result = run(workload, profile, precision, inference=True, **kw)
+    elif fmt == "json" or uses_techniques(techniques):
         # json always carries the baseline (plain training at --precision by default) and the saving.
         from ..savings import configure, estimate_with_savings
 
@@ -66,6 +82,8 @@ def estimate(workload, profile, precision, iterations, batch_size, scalesim_comp
         result = run(workload, profile, precision, **kw)
     if fmt == "json":
         d = result.to_dict()
+        if sensitivity:
+            d["sensitivity"] = getattr(result, "config", result).sensitivity()
         if detail:
             d["detail"] = detail_frame(result.to_frame(), detail).to_dict(orient="records")
         emit(to_json(d) + "\n")

@@ -22,6 +22,6 @@ def profiles(fmt: str) -> None:
             "clock_hz": a.clock_hz.value,
             "buffer_bytes": sum(getattr(p.buffers, b).size_bytes.value for b in ("ifmap", "filter", "ofmap")),
             "dram_bandwidth_bytes_per_s": p.dram.bandwidth_bytes_per_s.value,
-            "static_power_w": p.static_power_w.value, "description": p.description,
+            "static_power_w": p.static_w, "calibrated": p.calibration is not None, "description": p.description,
         })
     emit(frame_to_text(pd.DataFrame(rows), fmt))

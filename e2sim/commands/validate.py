@@ -45,18 +45,24 @@ def _run_dir(given: str | None) -> Path:
 @click.option("--sort", is_flag=True, help="sort unsorted timestamps instead of failing")
 @click.option("--allow-negative", is_flag=True, help="keep negative current/power readings instead of failing")
 @click.option("--run-dir", default=None, help="folder for trace.png and the tables (default: a new runs/validate-...)")
-@click.option("--published", is_flag=True, help="compare the profile with published Zynq-7000 measurements instead")
-@click.option("--profile", default="zedboard", show_default=True, help="profile for --published (name or YAML)")
+@click.option("--published", is_flag=True,
+              help="predict the published FPGA designs (validation/published/designs.csv) with the profile instead")
+@click.option("--profile", default="zedboard", show_default=True, help="fpga profile for --published (name or YAML)")
+@click.option("--rows", "rows", default=None, type=click.Path(dir_okay=False),
+              help="--published: also predict the designs of this CSV (the columns of designs.csv), no refit")
 @click.option("--output-format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def validate(log_path, log_format, against, windows, idle_mark, idle_w, column_map, rails, max_gap_s, sort,
-             allow_negative, run_dir, published, profile, fmt) -> None:
+             allow_negative, run_dir, published, profile, rows, fmt) -> None:
     """Measured vs estimated energy per marked window of a power log (total, idle/static, dynamic), with a
-    PNG of the trace; or, with --published, profile predictions vs published Zynq-7000 measurements with
-    leave-one-out calibration error."""
+    PNG of the trace; or, with --published, the board power and throughput of published FPGA designs
+    predicted with the profile (the estimate code, forward only), with the leave-one-out error of its
+    calibration."""
     if published:
         if log_path or against:
             raise E2simError("--published compares with published data: it takes no --log or --against")
-        return _published(profile, fmt)
+        return _published(profile, fmt, rows)
+    if rows:
+        raise E2simError("--rows applies to --published only")
     for name, val in (("--log", log_path), ("--format", log_format), ("--against", against)):
         if not val:
             raise E2simError(f"missing option {name} (or use --published)")
@@ -89,23 +95,22 @@ def validate(log_path, log_format, against, windows, idle_mark, idle_w, column_m
     emit(frame_to_text(result, fmt))
 
 
-def _published(profile: str, fmt: str) -> None:
-    import pandas as pd
+ROW_KEYS = ("id", "design", "device", "network", "precision", "confidence", "published_power_w",
+            "predicted_power_w", "error_rel", "loo_error_rel", "published_throughput_gops",
+            "predicted_throughput_gops", "used_in_fit", "reason", "source_file")
 
+
+def _published(profile: str, fmt: str, rows: str | None) -> None:
     from ..validation.published import published_report
 
-    pred, loo, summ, view = published_report(profile)
-    loo_all = pd.concat(loo.values(), ignore_index=True)
-    cols = ["id", "design", "bits", "confidence", "throughput_gops", "published_pj_per_op", "predicted_pj_per_op",
-            "published_power_w", "predicted_power_w", "error_rel", "reason"]
+    rep = published_report(profile, rows)
+    table = rep["rows"][list(ROW_KEYS)]
     if fmt == "json":
         from ..output import to_json
 
-        emit(to_json({"profile": view.name, "points": pred[cols].to_dict(orient="records"),
-                      "leave_one_out": loo_all.to_dict(orient="records"),
-                      "summary": summ.to_dict(orient="records")}) + "\n")
+        emit(to_json({"profile": rep["profile"], "fitted_groups": rep["fitted_groups"],
+                      "rows": table.to_dict(orient="records"), "summary": rep["summary"]}) + "\n")
         return
-    emit(frame_to_text(pred[cols], fmt))
+    emit(frame_to_text(table, fmt))
     if fmt == "table":
-        emit("\n" + frame_to_text(loo_all[["id", "model", "loo_pj_per_op", "loo_error_rel"]], fmt))
-        emit("\n" + frame_to_text(summ, fmt))
+        emit("\n" + "\n".join(f"{k}: {v}" for k, v in rep["summary"].items()) + "\n")

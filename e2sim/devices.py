@@ -1,0 +1,57 @@
+"""The FPGA device table (hardware_profiles/devices/fpga.yaml): one entry per device on a board, with its
+node, resources, DRAM bandwidth, dynamic-energy factor relative to 28 nm 7-series, and static power split
+(PS, PL static, DDR, board). Profiles name their device (``fpga.device``); published designs name theirs.
+
+Every figure is a ``{value, source}`` pair (``profile.Sourced``), so one constant model, with its bounds,
+applies to device figures and profile constants alike.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, RootModel
+
+from .config import load_model
+from .errors import E2simError
+from .profile import Sourced, _Strict as Strict
+from .workload import PKG_ROOT
+
+DEVICE_TABLE = PKG_ROOT / "hardware_profiles" / "devices" / "fpga.yaml"
+Family = Literal["zynq7000", "zynq_usplus", "kintex_ultrascale", "virtex7", "stratix5", "arria10", "cyclone5"]
+
+
+class DeviceStatic(Strict):
+    ps_w: Sourced
+    pl_w: Sourced
+    ddr_w: Sourced
+    board_w: Sourced
+
+
+class Device(Strict):
+    part: str = Field(min_length=2)
+    board: str = Field(min_length=2)
+    family: Family
+    node_nm: int = Field(ge=5, le=90)
+    dsp_count: int = Field(ge=1)
+    bram_bytes: int = Field(ge=1)
+    lut_count: int = Field(ge=1)
+    dram_bandwidth_bytes_per_s: Sourced
+    dynamic_energy_ratio: Sourced  # per-event dynamic energy relative to 28 nm 7-series at 1.0 V
+    static: DeviceStatic
+
+
+class DeviceTable(RootModel[dict[str, Device]]):
+    pass
+
+
+@lru_cache(maxsize=1)
+def device_table() -> dict[str, Device]:
+    return dict(load_model(DeviceTable, DEVICE_TABLE).root)
+
+
+def device_entry(key: str, where: str = "device") -> Device:
+    table = device_table()
+    if key not in table:
+        raise E2simError(f"{where}: unknown device {key!r} (known: {', '.join(table)})")
+    return table[key]
