@@ -16,7 +16,7 @@ from e2sim.estimate import estimate
 from e2sim.profile import load_profile
 from e2sim.validation.published import (COLUMNS, PUBLISHED_CSV, design_plan, design_profile, leave_one_out,
                                         load_designs, published_report)
-from e2sim.workload import load_workload
+from e2sim.workload_files import load_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -68,7 +68,7 @@ def profile_path(name_or_path: str | Path) -> Path:
 def load_designs(path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:
     """The design rows of a CSV in the documented columns; one E2simError naming file, row and field."""
     from ..devices import device_table
-    from ..workload import bundled_workloads
+    from ..workload_files import bundled_workloads
 
     p = Path(path)
     try:
@@ -222,7 +222,7 @@ def design_plan(r: pd.Series):
 
     from ..counts import count
     from ..plan import inference_plan
-    from ..workload import load_workload
+    from ..workload_files import load_workload
 
     w = load_workload(r["network"])
     batch = int(r["batch"]) if np.isfinite(r["batch"]) else 1
