@@ -189,3 +189,20 @@ def test_sidecar_errors(tmp_path):
     act, meas = log_windows(log, "p")
     assert act.loc["l.csv#1"].to_dict() == {"static_power_w": pytest.approx(0.1), "dram.read_pj_per_bit": 1e9}
     assert meas["energy_j"].item() == pytest.approx(0.2)
+
+
+def test_fpga_energies_are_linear_constants_and_recalibration_drops_the_band():
+    from e2sim.config import read_yaml
+    from e2sim.profile import PROFILE_DIR
+
+    data = read_yaml(PROFILE_DIR / "zedboard.yaml")
+    consts = profile_constants(data)
+    assert consts["fpga.energy.dsp_pj_per_slice_cycle"] == pytest.approx(
+        data["fpga"]["energy"]["dsp_pj_per_slice_cycle"]["value"] * 1e-12)
+    assert "fpga.energy.clock_pj_per_dsp_cycle" in consts and "fpga.static.board_w" in consts
+    act = pd.DataFrame({"fpga.static.board_w": [1.0, 2.0], "fpga.energy.dsp_pj_per_slice_cycle": [1e12, 3e11]})
+    y = act.to_numpy() @ np.array([1.5, 30e-12])
+    r = fit_constants(act, y, consts, ["fpga.static.board_w", "fpga.energy.dsp_pj_per_slice_cycle"])
+    new = calibrated_profile(data, r, ["log.csv"], "mine")
+    assert "calibration" not in new and "calibration" in data
+    assert new["fpga"]["energy"]["dsp_pj_per_slice_cycle"]["value"] == pytest.approx(30.0)

@@ -29,7 +29,8 @@ from .nnls import nnls
 
 # name suffix -> factor from the file's unit to SI (longest suffix first)
 LINEAR_UNITS: tuple[tuple[str, float], ...] = (
-    ("_pj_per_bit2", 1e-12), ("_pj_per_bit", 1e-12), ("_pj", 1e-12), ("_w", 1.0),
+    ("_pj_per_bit2", 1e-12), ("_pj_per_bit", 1e-12), ("_pj_per_slice_cycle", 1e-12), ("_pj_per_lut_op", 1e-12),
+    ("_pj_per_dsp_cycle", 1e-12), ("_pj", 1e-12), ("_w", 1.0),
 )
 STATIC_CONSTANT = "static_power_w"  # the constant whose coefficient is time (s)
 
@@ -134,6 +135,9 @@ def calibrated_profile(data: Mapping, result: FitResult, logs: Sequence[str], na
     out = copy.deepcopy(dict(data))
     if "name" in out:
         out["name"] = name
+    # A previous calibration's record (rows, bootstrap) no longer describes the refitted constants: the new
+    # profile has no band until it is calibrated again as a whole.
+    out.pop("calibration", None)
     summary = (f"calibrated by e2sim calibrate: NNLS over {len(result.windows)} window(s) of "
                f"{', '.join(logs)}; fitted {', '.join(result.fields)}; relative residual rms "
                f"{result.rms_residual_rel:.3%}, max {result.max_residual_rel:.3%}")
