@@ -14,8 +14,11 @@ from e2sim.estimate import estimate
 from e2sim.profile import load_profile
 
 DT_S = 0.02
-# The "true" board: the zedboard profile with static power and DRAM energy moved (a fit must find them).
-TRUE_SCALE = {"static_power_w": 1.3, "dram.read_pj_per_bit": 0.7}
+# The "true" board: the zedboard profile with its board static power and DRAM energy moved (a fit must find
+# them). Static power is four constants (PS, PL, DDR, board), each W x the window's duration.
+BOARD = "fpga.static.board_w"
+STATICS = ("fpga.static.ps_w", "fpga.static.pl_w", "fpga.static.ddr_w", BOARD)
+TRUE_SCALE = {BOARD: 1.3, "dram.read_pj_per_bit": 0.7}
 
 
 def run(argv, capsys):
@@ -54,7 +57,8 @@ def test_estimate_json_carries_activity_that_reproduces_its_energy(tmp_path, cap
     prof = load_profile("zedboard").linear_constants()
     assert set(d["activity"]) == set(prof)
     assert sum(c * prof[k] for k, c in d["activity"].items()) == pytest.approx(d["energy_j"], rel=1e-9)
-    assert d["activity"]["static_power_w"] == pytest.approx(d["time_s"], rel=1e-12)  # static: W x s
+    for c in STATICS:
+        assert d["activity"][c] == pytest.approx(d["time_s"], rel=1e-12)  # static: W x s
     # twice the iterations, twice every coefficient
     one = estimate("resnet20_cifar10", "zedboard", "int8", iterations=1).activity()
     assert d["activity"] == pytest.approx({k: 2 * v for k, v in one.items()}, rel=1e-12)
@@ -64,22 +68,23 @@ def test_calibrate_reads_cli_estimates_and_recovers_the_constants(tmp_path, caps
     specs = _write_estimates(tmp_path, capsys)
     prof = load_profile("zedboard").linear_constants()
     truth = {k: v * TRUE_SCALE.get(k, 1.0) for k, v in prof.items()}
-    windows = [(0, 5.0, truth["static_power_w"])]
+    static_w = sum(truth[c] for c in STATICS)
+    windows = [(0, 5.0, static_w)]
     for mark, (name, _, _) in enumerate(specs, start=1):
         act = json.loads((tmp_path / name).read_text())["activity"]
-        dur = round(act["static_power_w"] / DT_S) * DT_S  # the log's window duration
-        dyn_j = sum(c * truth[k] for k, c in act.items() if k != "static_power_w")
-        windows.append((mark, dur, truth["static_power_w"] + dyn_j / dur))
+        dur = round(act[BOARD] / DT_S) * DT_S  # the log's window duration
+        dyn_j = sum(c * truth[k] for k, c in act.items() if k not in STATICS)
+        windows.append((mark, dur, static_w + dyn_j / dur))
     _log(tmp_path, windows)
     side = "format: pynq\nwindows:\n  - {mark: 0, idle: true}\n" + "".join(
         f"  - {{mark: {m}, estimate: {name}}}\n" for m, (name, _, _) in enumerate(specs, start=1))
     (tmp_path / "log.windows.yaml").write_text(side)
     code, out, err = run(["calibrate", "--logs", str(tmp_path / "log.csv"), "--profile", "zedboard", "--fit",
-                          "static_power_w,dram.read_pj_per_bit", "--out", str(tmp_path / "fit.yaml"),
+                          f"{BOARD},dram.read_pj_per_bit", "--out", str(tmp_path / "fit.yaml"),
                           "--output-format", "json"], capsys)
     assert code == 0, err
     fitted = {r["constant"]: r for r in json.loads(out)}
-    assert fitted["static_power_w"]["fitted_si"] == pytest.approx(truth["static_power_w"], rel=1e-5)
+    assert fitted[BOARD]["fitted_si"] == pytest.approx(truth[BOARD], rel=1e-5)
     assert fitted["dram.read_pj_per_bit"]["fitted_si"] == pytest.approx(truth["dram.read_pj_per_bit"], rel=1e-5)
 
 

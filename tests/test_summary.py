@@ -109,7 +109,13 @@ def test_cli_summary_contract():
     assert len(lines) <= 40 and any("kWh" in x for x in lines) and sum("%" in x for x in lines) >= 8
     r = cli("estimate", "--workload", "resnet74_cifar10", "--profile", "zedboard", "--compare")
     assert r.returncode == 0 and "assumed" in r.stderr and len(r.stderr.splitlines()) == 1
-    assert "82.3%" in r.stdout and "50.0%" in r.stdout and len(r.stdout.splitlines()) <= 40
+    # the combined savings as compare() computes them: energy with its band (whole %), time to one decimal
+    from e2sim.savings import compare, paper_techniques
+
+    s = compare("resnet74_cifar10", "zedboard", "fp32", paper_techniques()).set_index("config").loc["SMD+SLU+PSG"]
+    assert f"{100 * s['saving']:.0f}% ({100 * s['saving_low']:.0f}–{100 * s['saving_high']:.0f}%)" in r.stdout
+    assert f"{100 * s['time_saving']:.1f}%" in r.stdout
+    assert "50.0%" in r.stdout and len(r.stdout.splitlines()) <= 40
 
 
 def test_cli_detail_csv_json_stay_si_and_bad_detail_is_one_line():

@@ -32,7 +32,12 @@ LINEAR_UNITS: tuple[tuple[str, float], ...] = (
     ("_pj_per_bit2", 1e-12), ("_pj_per_bit", 1e-12), ("_pj_per_slice_cycle", 1e-12), ("_pj_per_lut_op", 1e-12),
     ("_pj_per_dsp_cycle", 1e-12), ("_pj", 1e-12), ("_w", 1.0),
 )
-STATIC_CONSTANT = "static_power_w"  # the constant whose coefficient is time (s)
+STATIC_CONSTANT = "static_power_w"  # the constant whose coefficient is time (s) in an ASIC profile
+
+
+def static_constants(names) -> list[str]:
+    """The constants whose coefficient is time (s): static_power_w (ASIC) or fpga.static.* (PS, PL, DDR, board)."""
+    return [n for n in names if n == STATIC_CONSTANT or n.startswith("fpga.static.")]
 
 
 def unit_factor(name: str) -> float | None:

@@ -7,7 +7,7 @@ A log ``LOG.csv`` is described by ``LOG.windows.yaml`` beside it::
     rails: [5V]                  # rails summed as the board (default: all rails of the log)
     windows:
       - mark: 0
-        idle: true               # nothing but static power ran: activity = {static_power_w: duration}
+        idle: true               # nothing but static power ran: each static constant's activity = duration
       - mark: 1
         run: {workload: resnet20_cifar10, precision: int8, iterations: 20, batch_size: 32}
       - mark: 2
@@ -16,7 +16,8 @@ A log ``LOG.csv`` is described by ``LOG.windows.yaml`` beside it::
         activity: {static_power_w: 4.0, compute.mac_fp32_pj: 1.2e12}  # coefficients given directly
 
 Each window names exactly one of ``idle``, ``run``, ``estimate`` or ``activity``. Paths are relative to
-the sidecar. The coefficient of ``static_power_w`` (time) is the window's measured duration unless
+the sidecar. The coefficient of each static constant (``static_power_w``, or ``fpga.static.*``: time) is the
+window's measured duration unless
 ``static_time_from: estimate`` says to keep the estimate's modelled time.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..config import Int, Real, load_model
 from ..errors import E2simError
 from ..workload import BatchSize, Iterations
-from .calibrate import STATIC_CONSTANT
+from .calibrate import static_constants
 from .estimate_file import load_estimate
 from .integrate import window_energy, window_totals
 from .logs import LOG_FORMATS, MAX_MARK, LogChecks, read_log
@@ -121,7 +122,7 @@ def log_windows(log: str | Path, profile: str, activity_fn: ActivityFn = estimat
     rows = []
     for w, (_, m) in zip(man.windows, measured.iterrows()):
         if w.idle:
-            act = {STATIC_CONSTANT: m["duration_s"]}
+            act = {}  # filled below, once the static constants in use are known
         elif w.activity is not None:
             act = dict(w.activity)
         elif w.estimate is not None:
@@ -133,9 +134,20 @@ def log_windows(log: str | Path, profile: str, activity_fn: ActivityFn = estimat
             act = dict(rec.activity)
         else:
             act = activity_fn(w.run, profile)
-        if STATIC_CONSTANT in act and man.static_time_from == "log":
-            act[STATIC_CONSTANT] = m["duration_s"]
+        if man.static_time_from == "log":
+            act.update({c: m["duration_s"] for c in static_constants(act)})
         rows.append(act)
+    if any(w.idle for w in man.windows):
+        # An idle window runs every static constant for its duration: those the other windows price
+        # (static_power_w, or fpga.static.* of an FPGA profile), else the profile's.
+        statics = sorted({c for act in rows for c in static_constants(act)})
+        if not statics:
+            from ..profile import load_profile
+
+            statics = static_constants(load_profile(profile).linear_constants())
+        for w, act, (_, m) in zip(man.windows, rows, measured.iterrows()):
+            if w.idle:
+                act.update({c: m["duration_s"] for c in statics})
     labels = [f"{log.name}#{w.mark}" for w in man.windows]
     activity = pd.DataFrame(rows, index=labels).fillna(0.0)
     measured = measured.assign(window=labels)[["window", "energy_j", "energy_unc_j", "duration_s"]]
