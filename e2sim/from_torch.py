@@ -20,6 +20,7 @@ names the operation and the traced node. Nothing is skipped in silence.
 """
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections import Counter
@@ -53,6 +54,9 @@ _MUL_OPS = {"mul", "mul_", "imul", "truediv", "div", "div_", "itruediv"}
 _MATMUL_OPS = {"matmul", "bmm", "mm"}
 _AVGPOOL_OPS = {"adaptive_avg_pool2d", "avg_pool2d", "mean"}
 _MAXPOOL_OPS = {"adaptive_max_pool2d", "max_pool2d"}
+
+
+SHAPE = "e2sim_shape"  # node.meta key of the traced output shape
 
 
 def _pair(v) -> tuple[int, int]:
@@ -100,7 +104,6 @@ def workload_from_torch(module, input_shape, *, name: str | None = None, dataset
     the trace runs at batch 1) and build its Workload."""
     import torch
     from torch import fx
-    from torch.fx.passes.shape_prop import ShapeProp
 
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 4:
@@ -112,18 +115,93 @@ def workload_from_torch(module, input_shape, *, name: str | None = None, dataset
     except Exception as exc:  # fx raises many types for untraceable control flow
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise E2simError(f"workload_from_torch: cannot trace {type(module).__name__} with torch.fx: {msg}") from None
-    was_training = module.training
-    module.eval()
+    _propagate_shapes(gm, module, shape, torch)
+    return _Importer(gm, torch).build(module, shape, name=name, dataset=dataset, batch_size=batch_size,
+                                      schedule=schedule)
+
+
+def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _shape_copy(mod, torch, memo: dict):
+    """A copy of a module tree, in eval mode, whose convs, linears and batchnorms return uninitialised
+    tensors of their output shape instead of computing it (the trace needs shapes, not values: a ResNet-50
+    at 224x224 takes milliseconds instead of a second). The original module is untouched."""
+    nn = torch.nn
+    if id(mod) in memo:
+        return memo[id(mod)]
+    if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+        new = nn.Identity()
+    elif type(mod) in (nn.Conv2d, nn.ConvTranspose2d, nn.Linear):
+        new = _ShapeOnly(mod)
+    else:
+        new = copy.copy(mod)
+        new._modules = {k: None if c is None else _shape_copy(c, torch, memo) for k, c in mod._modules.items()}
+        new.training = False
+    memo[id(mod)] = new
+    return new
+
+
+class _ShapeOnly:
+    """Stands in for a Conv2d, ConvTranspose2d or Linear module: returns ``x.new_empty(output shape)``."""
+
+    def __new__(cls, orig):
+        import torch
+
+        class ShapeOnly(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.orig = orig
+
+            def forward(self, x, *rest):
+                m = self.orig
+                if rest or x.dim() not in ((4,) if not isinstance(m, torch.nn.Linear) else range(1, 64)):
+                    return m(x, *rest)  # unusual call: compute it
+                if isinstance(m, torch.nn.Linear):
+                    return x.new_empty(x.shape[:-1] + (m.out_features,))
+                n, _, h, w = x.shape
+                k, s, d = m.kernel_size, m.stride, m.dilation
+                if isinstance(m, torch.nn.ConvTranspose2d):
+                    p, op = m.padding, m.output_padding
+                    hw = [(size - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1
+                          for i, size in enumerate((h, w))]
+                elif isinstance(m.padding, str):
+                    hw = [h, w] if m.padding == "same" else [_conv_out(size, k[i], s[i], 0, d[i])
+                                                            for i, size in enumerate((h, w))]
+                else:
+                    hw = [_conv_out(size, k[i], s[i], m.padding[i], d[i]) for i, size in enumerate((h, w))]
+                return x.new_empty((n, m.out_channels, *hw))
+
+        return ShapeOnly()
+
+
+def _shape_of(value):
+    """A traced value's shape: a tuple for a tensor, a list for a tuple of tensors (an lstm's outputs)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return tuple(int(d) for d in value.shape)
+    if isinstance(value, (tuple, list)) and any(hasattr(v, "dtype") for v in value):
+        return [_shape_of(v) for v in value]
+    return None
+
+
+def _propagate_shapes(gm, module, shape, torch) -> None:
+    """Record every node's output shape (``node.meta[SHAPE]``) at batch 1, running a shape-only copy of the
+    model on zeros (an fx Interpreter: torch's ShapeProp would import sympy, a second at start-up)."""
+    from torch import fx
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            n.meta[SHAPE] = _shape_of(out)
+            return out
+
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.zeros((1,) + shape))
+            Recorder(_shape_copy(gm, torch, {})).run(torch.zeros((1,) + shape))
     except Exception as exc:  # the model's own error on this input shape
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise E2simError(f"workload_from_torch: {type(module).__name__} fails on input {shape}: {msg}") from None
-    finally:
-        module.train(was_training)
-    return _Importer(gm, torch).build(module, shape, name=name, dataset=dataset, batch_size=batch_size,
-                                      schedule=schedule)
 
 
 class _Importer:
@@ -149,15 +227,14 @@ class _Importer:
         return out
 
     def shape(self, node, what="output"):
-        meta = node.meta.get("tensor_meta")
-        if meta is None or not hasattr(meta, "shape"):
+        shape = node.meta.get(SHAPE)
+        if not isinstance(shape, tuple):
             raise E2simError(f"workload_from_torch: node {node.name}: {what} is not a single tensor")
-        return tuple(int(d) for d in meta.shape)
+        return shape
 
     @staticmethod
     def is_tensor(node) -> bool:
-        meta = node.meta.get("tensor_meta")
-        return meta is not None and (hasattr(meta, "shape") or isinstance(meta, (tuple, list)))
+        return node.meta.get(SHAPE) is not None
 
     def fail(self, node, what):
         raise E2simError(f"workload_from_torch: node {node.name}: {what}")
