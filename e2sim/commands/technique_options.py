@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..savings import ASSUMED_PSG_FALLBACK, ASSUMED_SLU_SKIP, PAPER_SMD_RATE
 from ..techniques.baselines import BASELINES
 
 
@@ -38,7 +39,8 @@ def technique_options(f):
         click.option("--slu-stats", type=str, default=None, help="SLU: per-block skip ratios (stats file)"),
         click.option("--psg", is_flag=True, help="PSG: predictive sign gradient on every conv"),
         click.option("--psg-bits", type=str, default=None,
-                     help="PSG bit-widths NAME=BITS,... (act=8,weight=8,grad=32,msb_act=4,msb_weight=4,msb_grad=16)"),
+                     help="PSG bit-widths NAME=BITS,... (defaults: act=8, weight=8, grad= the --precision's "
+                          "gradient width (fp32: 32), msb_act=4, msb_weight=4, msb_grad=min(16, grad))"),
         click.option("--psg-fallback", type=Rate(0, 1, False), default=None,
                      help="PSG: fraction of weight-gradient entries recomputed at full precision"),
         click.option("--psg-stats", type=str, default=None, help="PSG: per-layer fallback fractions (stats file)"),
@@ -46,7 +48,9 @@ def technique_options(f):
                      help="what the saving is measured against [default: plain SGD at --precision]; "
                           "int8-banner: Banner et al. 8-bit training; signsgd / stochastic-depth at --precision"),
         click.option("--compare", is_flag=True,
-                     help="one row per technique alone and combined (SMD, SLU, PSG, SMD+SLU, all three)"),
+                     help="one row per technique alone and combined (SMD, SLU, PSG, SMD+SLU, all three); "
+                          f"without a technique option: SMD {PAPER_SMD_RATE}, SLU skip {ASSUMED_SLU_SKIP}, PSG "
+                          f"fallback {ASSUMED_PSG_FALLBACK} (said on stderr)"),
     ]
     for o in reversed(opts):
         f = o(f)
