@@ -56,7 +56,7 @@ def test_psg_accuracy_plot_shows_every_layer(msb, thr):
     mean = table.groupby(["layer", "msb_bits", "threshold"]).sign_agreement.mean() * 100
     first = mean.loc[(CONVS[0], min(msb), min(thr))]
     if len(msb) * len(thr) == 1:
-        assert data_axes[0].patches[0].get_width() == pytest.approx(first)
+        assert data_axes[0].lines[0].get_xdata()[0] == pytest.approx(first)
     else:
         assert data_axes[0].images[0].get_array()[0, 0] == pytest.approx(first)
         assert all("(%)" in ax.get_ylabel() for ax in fig.axes[2:])  # colorbars

@@ -177,7 +177,7 @@ def plot_title(workload: str, data: str, settings: ProbeSettings) -> str:
 def plot(table, title: str) -> bytes:
     """PNG: each conv layer's mean sign agreement and fallback fraction (%), one row per layer.
 
-    One setting: horizontal bars per layer. Several (a sweep of MSB bits or thresholds): heat maps with a
+    One setting: a dot per layer on a zoomed axis. Several (a sweep of MSB bits or thresholds): heat maps with a
     column per setting, each cell annotated, the column label giving the mean over layers."""
     from .. import plotstyle
 
@@ -189,17 +189,20 @@ def plot(table, title: str) -> bytes:
     height = 1.6 + 0.16 * len(layers)
     ypos = np.arange(len(layers))
     if len(settings) == 1:
+        # dot plots on a zoomed axis: agreements of 93-98 % or fallbacks under 2 % must stay distinguishable
         fig, axes = plotstyle.new_figure(1, 2, figsize=(10, height), sharey=True)
         for ax, grid, name, color in ((axes[0], agree, "sign agreement", "tab:blue"),
                                       (axes[1], fall, "fallback fraction", "tab:orange")):
             vals = grid.iloc[:, 0].to_numpy()
-            ax.barh(ypos, vals, color=color)
+            ax.plot(vals, ypos, "o", color=color, ms=5, clip_on=False)
             m = np.nanmean(vals)
             ax.axvline(m, color="k", lw=1, ls="--")
-            ax.set_title(f"mean over layers {m:.1f} % (dashed)")
+            ax.set_title(f"mean over layers {m:.2f} % (dashed)")
             ax.set_xlabel(f"{name} (%)")
-            ax.set_xlim(0, 100)
-            ax.grid(axis="x", alpha=0.3)
+            ax.margins(x=0.08)
+            lo, hi = ax.get_xlim()
+            ax.set_xlim(max(0.0, lo), min(100.0, hi) if hi > lo else lo + 1)
+            ax.grid(alpha=0.3)
         axes[0].set_yticks(ypos, layers)
         axes[0].set_ylim(len(layers) - 0.5, -0.5)  # first layer on top, no empty margin
         axes[0].set_ylabel("conv layer (model order)")
@@ -214,7 +217,12 @@ def plot(table, title: str) -> bytes:
     for ax, grid, name, cmap in ((axes[0], agree, "sign agreement", "viridis"),
                                  (axes[1], fall, "fallback fraction", "magma")):
         vals = grid.to_numpy()
-        im = ax.imshow(vals, aspect="auto", cmap=cmap, vmin=0, vmax=100, interpolation="nearest")
+        # colours span the data, not 0-100 %: agreements of 93-98 % must not all look alike
+        lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+        if hi - lo < 1e-9:
+            lo, hi = lo - 0.5, hi + 0.5
+        im = ax.imshow(vals, aspect="auto", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        digits = 1 if hi - lo < 10 else 0
         means = np.nanmean(vals, axis=0)
         ax.set_xticks(np.arange(len(settings)), [f"{lab}{sep}mean {v:.1f}" for lab, v in zip(labels, means)],
                       rotation=90 if vertical else 0)
@@ -225,8 +233,8 @@ def plot(table, title: str) -> bytes:
         if annotate:
             for (i, j), v in np.ndenumerate(vals):
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=plotstyle.MIN_FONT_PT,
-                            color="white" if v < 55 else "black")  # both maps run dark to light
+                    ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=plotstyle.MIN_FONT_PT,
+                            color="white" if (v - lo) / (hi - lo) < 0.55 else "black")  # both maps: dark to light
         ax.set_title(f"{name} (%)")
     axes[0].set_yticks(ypos, layers)
     axes[0].set_ylabel("conv layer (model order)")
