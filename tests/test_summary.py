@@ -4,6 +4,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -105,6 +106,9 @@ def test_detail_levels_sum_to_the_total():
 def test_cli_summary_contract():
     r = cli("estimate", "--workload", "resnet74_cifar10", "--profile", "zedboard")
     assert r.returncode == 0, r.stderr
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("\n## Reading an estimate\n", 1)[1].split("```\n", 2)[1]
+    assert shown == r.stdout, "README's 'Reading an estimate' example is stale: paste this command's output"
     lines = r.stdout.splitlines()
     assert len(lines) <= 40 and any("kWh" in x for x in lines) and sum("%" in x for x in lines) >= 8
     r = cli("estimate", "--workload", "resnet74_cifar10", "--profile", "zedboard", "--compare")
