@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from e2sim import plotstyle
 from e2sim.train.curves import CURVE_COLUMNS
 
 
@@ -110,9 +111,13 @@ def test_curves_command(e2sim, tmp_path):
         (tmp_path / name / "config.json").write_text(json.dumps({"config": {"workload": "resnet20_cifar10",
                                                                             "smd": smd}}))
     png = tmp_path / "cmp.png"
-    r = e2sim("curves", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(png))
+    with plotstyle.captured() as figs:
+        r = e2sim("curves", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(png))
     assert r.returncode == 0, r.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the legend names the techniques each run's config.json records, not the folder names
+    assert [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()] == ["baseline (SGD)", "SMD p=0.5"]
+    assert figs[0].get_suptitle().startswith("resnet20_cifar10") and plotstyle.problems(figs[0]) == []
     (tmp_path / "c").mkdir()
     _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "config.json: no such file")
     (tmp_path / "c" / "config.json").write_text("{}")

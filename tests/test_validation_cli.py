@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from e2sim import plotstyle
 from e2sim.cli import main
 from e2sim.config import read_yaml
 from e2sim.validation.calibrate import profile_constants
@@ -28,9 +29,12 @@ def run(argv, capsys):
 
 def test_validate_compares_windows_and_writes_png(tmp_path, capsys):
     (tmp_path / "est.json").write_text(json.dumps(EST))
-    code, out, err = run(["validate", "--log", str(LOGS / "pynq.csv"), "--format", "pynq", "--against",
-                          str(tmp_path / "est.json"), "--idle-mark", "0", "--window", "1",
-                          "--run-dir", str(tmp_path / "run"), "--output-format", "csv"], capsys)
+    with plotstyle.captured() as figs:
+        code, out, err = run(["validate", "--log", str(LOGS / "pynq.csv"), "--format", "pynq", "--against",
+                              str(tmp_path / "est.json"), "--idle-mark", "0", "--window", "1",
+                              "--run-dir", str(tmp_path / "run"), "--output-format", "csv"], capsys)
+    (fig,) = figs
+    assert plotstyle.problems(fig) == [] and fig.get_suptitle().startswith("resnet20_cifar10 · zedboard")
     assert code == 0, err
     t = pd.read_csv(io.StringIO(out)).set_index("component")
     # by hand (see test_validation_integrate): total 0.84 J, idle 2.6 W x 0.2 s = 0.52 J, dynamic 0.32 J
