@@ -90,3 +90,13 @@ def test_overlapping_tick_labels_are_reported():
     (2.5e-3, "W", 1e-3, "mW"), (-3e9, "J", 1e9, "GJ")])
 def test_si_scale(largest, unit, factor, label):
     assert plotstyle.si_scale(largest, unit) == (factor, label)
+
+
+def test_every_png_goes_through_plotstyle():
+    # a figure saved elsewhere would skip the title, sizes and layout that this module enforces
+    from pathlib import Path
+
+    pkg = Path(plotstyle.__file__).parent
+    offenders = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
+                 if p.name != "plotstyle.py" and ".savefig(" in p.read_text()]
+    assert offenders == []
