@@ -62,7 +62,11 @@ def saving_grid(spec: SweepSpec, tables: Tables, axes: list[str]):
 
 
 def title(spec: SweepSpec, tables: Tables, axes: list[str]) -> str:
-    held = [f"{SHORT[a]} {_fmt(getattr(spec, a)[0])}" for a in AXES if spec.active(a) and a not in axes]
+    def first(a: str):  # the held value; a gradient width left to the precision is the one it resolves to
+        v = getattr(spec, a)[0]
+        return int(tables.grad_bits[0, 0]) if a == "grad_bits" and v is None else v
+
+    held = [f"{SHORT[a]} {_fmt(first(a))}" for a in AXES if spec.active(a) and a not in axes]
     what = f"energy saving vs the {spec.baseline} baseline ({tables.baseline_energy_j / 3.6e6:.3g} kWh)"
     return compose_title(tables.workload_name or spec.workload, spec.profile,
                          what + ("; held at " + ", ".join(held) if held else ""))

@@ -298,6 +298,7 @@ def test_cli_writes_the_dataset_and_a_summary(tmp_path):
     (SweepSpec("resnet20_cifar10", smd=(0.0, 0.3, 0.6, 0.9)), ["smd"]),
     (SweepSpec("resnet20_cifar10", precision=("fp32", "int8", "int16")), ["precision"]),
     (SweepSpec("resnet20_cifar10"), []),
+    (SweepSpec("resnet20_cifar10", precision=("int8",), psg=True), []),  # grad bits from the precision
 ])
 def test_plot_shows_the_grid_savings_readably(tmp_path, spec, axes):
     from e2sim.sweep_plot import plot_saving
@@ -310,14 +311,16 @@ def test_plot_shows_the_grid_savings_readably(tmp_path, spec, axes):
                                                "psg_fallback", "smd")}
     sel = df
     for a, v in first.items():  # the other settings held at their first value
-        if a not in axes and spec.active(a):
+        if a not in axes and spec.active(a) and len(getattr(spec, a)) > 1:
             sel = sel[sel[a].astype(str) == str(v)] if a == "precision" else sel[sel[a] == v]
     assert saving.size == len(sel) and np.allclose(np.sort(saving.reshape(-1)), np.sort(sel.saving * 100))
     with plotstyle.captured() as figs:
         plot_saving(spec, tables, tmp_path / "s.png")
     assert plotstyle.problems(figs[0]) == []
-    t = figs[0].get_suptitle()
+    t = figs[0].get_suptitle().replace("\n", " ")
     assert t.startswith("resnet20_cifar10 · zedboard · energy saving vs the fp32 baseline")
+    if spec.psg and len(spec.grad_bits) == 1:
+        assert "PSG grad bits 8" in t
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
