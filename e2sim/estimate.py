@@ -41,6 +41,20 @@ def _plain(x):
 
 
 BAND_LOW, BAND_HIGH = 0.05, 0.95  # quantiles of the band
+
+
+def quantiles(x, qs) -> np.ndarray:
+    """``np.quantile(x, qs)`` (its default linear method, the same floating-point steps) without its call of
+    ``np.unique``, which imports ``numpy.ma`` (tens of ms of every estimate's start-up)."""
+    a = np.sort(np.asarray(x, float).ravel())
+    h = (len(a) - 1) * np.asarray(qs, float)
+    lo = np.floor(h).astype(np.intp)
+    hi = np.minimum(lo + 1, len(a) - 1)
+    t = h - lo
+    below, above = a[lo], a[hi]
+    diff = above - below
+    # numpy's _lerp: from the lower point for t < 0.5, from the upper one above (monotone and exact at ends)
+    return np.where(t >= 0.5, above - diff * (1 - t), below + diff * t)
 # Per-profile values derived once (a calibrated profile carries a 200-vector bootstrap): id -> (profile, data).
 _DERIVED: dict[int, tuple[HardwareProfile, dict]] = {}
 
@@ -59,7 +73,7 @@ def _derived(profile: HardwareProfile) -> dict:
         rest[cols] = False
         d.update(cols=np.array(cols), rest=rest, vectors=np.asarray(bs.vectors_si, float),
                  residual=1.0 + np.asarray(bs.residual_fractions, float),
-                 time_q=np.quantile(np.asarray(bs.time_ratios, float), [BAND_LOW, BAND_HIGH]))
+                 time_q=quantiles(bs.time_ratios, [BAND_LOW, BAND_HIGH]))
     if len(_DERIVED) > 64:
         _DERIVED.clear()
     _DERIVED[id(profile)] = (profile, d)
@@ -149,7 +163,7 @@ class Estimate:
         e = self.energy_samples()
         if e is None:
             return {}
-        lo, hi = np.quantile(e, [BAND_LOW, BAND_HIGH])
+        lo, hi = quantiles(e, [BAND_LOW, BAND_HIGH])
         r_lo, r_hi = _derived(self.profile)["time_q"]
         t = self.time_s
         return {"energy_j_low": min(float(lo), self.energy_j), "energy_j_high": max(float(hi), self.energy_j),

@@ -1,11 +1,13 @@
-"""A cache of parsed input files (workloads, hardware profiles), so that a command does not re-validate the same YAML each run.
+"""A cache of parsed input files (workloads, hardware profiles), so that a command does not re-validate the
+same YAML on every run.
 
 The entry of a file is keyed by the SHA-256 of its bytes and of the source of the modules that parse it
 (``PARSERS``), the e2sim, Python and pydantic versions: editing the file or the parsing code makes a new key,
 never a stale hit. Entries are pickles written atomically into the user cache folder
 (``$E2SIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/e2sim``, else ``~/.cache/e2sim``); an unreadable, corrupt or
-mistyped entry is rebuilt and overwritten. ``E2SIM_NO_CACHE=1`` turns the cache off. The cache is only an
-optimisation: when its folder cannot be written the result is simply not stored.
+mistyped entry is rebuilt and overwritten, and at most ``MAX_ENTRIES`` entries are kept.
+``E2SIM_NO_CACHE=1`` turns the cache off. The cache is only an optimisation: when its folder cannot be
+written the result is simply not stored.
 
 The entries are pickles, so the cache folder must be writable only by its user (as ``~/.cache`` is).
 """
@@ -21,6 +23,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Entries kept: a new one (a new file, or new parsing code) evicts the least recently written beyond this.
+MAX_ENTRIES = 128
 # Modules whose code turns a workload or profile file into a Workload or a HardwareProfile.
 PARSERS = ("workload.py", "workload_files.py", "builders.py", "config.py", "profile.py")
 _stamp: str | None = None
@@ -82,6 +86,14 @@ def cached_parse(path: str | Path, build: Callable[[], T]) -> T:
 
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomic(entry, pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL))
+        _evict(folder)
     except (OSError, pickle.PicklingError):
         pass
     return value
+
+
+def _evict(folder: Path) -> None:
+    """Keep the MAX_ENTRIES most recently written entries (old code versions leave theirs behind)."""
+    entries = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-MAX_ENTRIES]:
+        old.unlink(missing_ok=True)

@@ -113,13 +113,13 @@ def saving_band(config: Estimate, baseline: Estimate) -> dict[str, float]:
     """5-95 % band of the saving 1 - E / E_baseline over the profile's bootstrap replicates ({} when the
     profile is uncalibrated). Both runs are priced with the same replicate, and the model residual (a common
     factor of every energy on one board) cancels in the ratio: the band is narrower than the energy band."""
-    from .estimate import BAND_HIGH, BAND_LOW
+    from .estimate import BAND_HIGH, BAND_LOW, quantiles
 
     e, b = config.energy_samples(residual=False), baseline.energy_samples(residual=False)
     if e is None or b is None:
         return {}
     s = 1.0 - e / b
-    lo, hi = np.quantile(s, [BAND_LOW, BAND_HIGH])
+    lo, hi = quantiles(s, [BAND_LOW, BAND_HIGH])
     mid = 1.0 - config.energy_j / baseline.energy_j
     return {"saving_low": min(float(lo), mid), "saving_high": max(float(hi), mid)}
 

@@ -122,3 +122,45 @@ def test_parse_errors_are_not_cached(tmp_path, monkeypatch):
         with pytest.raises(e2sim.E2simError, match="unknown model"):
             load_workload(bad)
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_quantiles_equal_numpys_bit_for_bit(seed):
+    """e2sim.estimate.quantiles replaces np.quantile (whose np.unique imports numpy.ma at start-up)."""
+    import numpy as np
+
+    from e2sim.estimate import quantiles
+
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(size=int(rng.integers(1, 400))) * 10.0 ** rng.integers(-12, 12)
+    qs = [0.05, 0.95, 0.0, 1.0, 0.5, *rng.uniform(0, 1, 5)]
+    np.testing.assert_array_equal(quantiles(x, qs), np.quantile(x, qs))
+    np.testing.assert_array_equal(quantiles(np.round(x, 1), qs), np.quantile(np.round(x, 1), qs))  # ties
+
+
+def test_json_estimate_does_not_import_numpy_ma(tmp_path):
+    code = (f"import os, sys\nos.environ['E2SIM_CACHE_DIR'] = {str(tmp_path)!r}\nfrom e2sim.cli import main\n"
+            "sys.stdout = open(os.devnull, 'w')\n"
+            "try:\n    main(['estimate', '--workload', 'resnet20_cifar10', '--format', 'json'])\n"
+            "except SystemExit:\n    pass\nimport sys\nassert 'numpy.ma' not in sys.modules, 'numpy.ma imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr
+
+
+def test_cache_keeps_the_newest_entries(tmp_path, monkeypatch):
+    import e2sim.parse_cache as pc
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    monkeypatch.setenv("E2SIM_CACHE_DIR", str(folder))
+    monkeypatch.setattr(pc, "MAX_ENTRIES", 5)
+    for i in range(8):
+        old = folder / f"old{i}.pickle"
+        old.write_bytes(b"x")
+        os.utime(old, (1000 + i, 1000 + i))
+    p = _copy(tmp_path)
+    w = load_workload(p)
+    kept = sorted(x.name for x in folder.iterdir())
+    assert len(kept) == 5 and f"{cache_key(p)}.pickle" in kept and "old7.pickle" in kept and "old3.pickle" not in kept
+    assert load_workload(p) == w
