@@ -206,6 +206,15 @@ def test_dask_executor_gives_the_local_dataset(tmp_path, full):
     pd.testing.assert_frame_equal(dataset(tmp_path), full)
 
 
+@pytest.mark.slow
+def test_dask_executor_runs_on_an_active_distributed_client(tmp_path, full):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
+        run_sweep(SPEC, tmp_path, executor="dask", quiet=True, plot=False)
+        assert any(client.run(lambda: 1).values())  # the client was up and is the one dask.compute used
+    pd.testing.assert_frame_equal(dataset(tmp_path), full)
+
+
 def test_dask_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)  # import dask -> ImportError, as without the package
     with pytest.raises(E2simError, match="--executor dask: dask is not installed"):
