@@ -137,9 +137,12 @@ def axis_size(text: str, what: str) -> int | float:
     return len(parsed[1]) if parsed[0] == "list" else parsed[3]
 
 
-def parse_values(text: str, what: str, *, min_step: float = MIN_STEP) -> tuple[float, ...]:
+def parse_values(text: str, what: str, *, axis: str | None = None,
+                 min_step: float = MIN_STEP) -> tuple[float, ...]:
     """``START:STOP:STEP`` (inclusive stop, values rounded to 12 decimals) or a comma list; one-line
-    errors naming the option. Call :func:`check_budget` on :func:`axis_size` first for user input."""
+    errors naming the option. Call :func:`check_budget` on :func:`axis_size` first for user input. With
+    ``axis`` (one of AXES), a range's first and last values are checked against the axis' domain before
+    the range is materialised."""
     parsed = _split(text, what)
     if parsed[0] == "list":
         return parsed[1]
@@ -148,6 +151,8 @@ def parse_values(text: str, what: str, *, min_step: float = MIN_STEP) -> tuple[f
         raise E2simError(f"{what}: step {s:g} is finer than the {min_step:g} resolution of sweep values")
     if not n <= MAX_CONFIGS * 100:  # a safety net; budgets refuse far smaller grids first
         raise E2simError(f"{what}: the range has {_count(n)} values")
+    if axis is not None:
+        _check_axis(axis, (a, round(a + s * (n - 1), 12)))
     return tuple(np.round(a + s * np.arange(int(n)), 12).tolist())
 
 

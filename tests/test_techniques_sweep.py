@@ -282,6 +282,7 @@ def sweep_cli(tmp_path, *args):
      "make 10,010 parts (at most 10,000); use --chunk-size 2 or more"),
     (["--slu-skip", "0:1:1e-5"], "discrete settings"),
     (["--seed", "-1"], "--seed"),
+    (["--smd", "0:5:1e-6"], "--smd: drop rate must be in [0, 1), got 5"),  # refused before 5M values exist
 ])
 def test_cli_bad_grids_one_line_exit_2(tmp_path, args, msg):
     r = sweep_cli(tmp_path, *args)

@@ -54,7 +54,7 @@ def sweep(workload, profile, out, precision, smd, slu_skip, psg, psg_msb_bits, g
     if not grad_bits:  # the precision's own gradient width
         del texts["grad_bits"]
     check_budget({"precision": len(precs), **{k: axis_size(t, opt[k]) for k, t in texts.items()}}, max_configs)
-    vals = {k: parse_values(t, opt[k]) for k, t in texts.items()}
+    vals = {k: parse_values(t, opt[k], axis=k) for k, t in texts.items()}
     spec = SweepSpec(workload=workload, profile=profile, precision=precs, psg=psg_on, slu=slu_skip is not None,
                      seed=seed, baseline=baseline, chunk_size=chunk_size, **vals)
     res = run_sweep(spec, out, resume=resume, force=force, executor=executor, quiet=quiet,
