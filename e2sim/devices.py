@@ -14,18 +14,11 @@ from pydantic import Field, RootModel
 
 from .config import load_model
 from .errors import E2simError
-from .profile import Sourced, _Strict as Strict
+from .profile import FpgaStatic, Sourced, _Strict as Strict
 from .workload import PKG_ROOT
 
 DEVICE_TABLE = PKG_ROOT / "hardware_profiles" / "devices" / "fpga.yaml"
 Family = Literal["zynq7000", "zynq_usplus", "kintex_ultrascale", "virtex7", "stratix5", "arria10", "cyclone5"]
-
-
-class DeviceStatic(Strict):
-    ps_w: Sourced
-    pl_w: Sourced
-    ddr_w: Sourced
-    board_w: Sourced
 
 
 class Device(Strict):
@@ -38,7 +31,7 @@ class Device(Strict):
     lut_count: int = Field(ge=1)
     dram_bandwidth_bytes_per_s: Sourced
     dynamic_energy_ratio: Sourced  # per-event dynamic energy relative to 28 nm 7-series at 1.0 V
-    static: DeviceStatic
+    static: FpgaStatic  # the same split as a profile's fpga.static
 
 
 class DeviceTable(RootModel[dict[str, Device]]):

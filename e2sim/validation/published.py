@@ -159,7 +159,6 @@ class Prediction:
 
     power_w: float
     throughput_gops: float
-    time_per_image_s: float
     power_activity: np.ndarray  # [constants]: predicted power = power_activity @ base values
 
 
@@ -251,12 +250,10 @@ def predict_row(r: pd.Series, base) -> Prediction:
     est = estimate_plan(plan, w, prof)
     t = est.time_s
     act = np.fromiter(est.activity().values(), float)
-    batch = plan.counts.batch_size
     # Direct-convolution MACs of the batch (undo the fast-conv scale): the ops the published GOP/s count.
-    full = plan.counts.macs_sample[plan.layer, plan.pass_] * plan.samples + plan.counts.macs_fixed[plan.layer, plan.pass_]
-    direct_macs = float(full.sum())
+    direct_macs = float(plan.unscaled("macs").sum())
     return Prediction(power_w=est.energy_j / t, throughput_gops=2 * direct_macs / t / 1e9,
-                      time_per_image_s=t / batch, power_activity=act * ratio / t)
+                      power_activity=act * ratio / t)
 
 
 def predict(designs: pd.DataFrame, base) -> tuple[pd.DataFrame, np.ndarray]:
