@@ -54,7 +54,14 @@ def fmt_energy(j: float, low: float | None = None, high: float | None = None) ->
 
 
 def fmt_kwh(j: float, low: float | None = None, high: float | None = None) -> str:
-    return _band(j, low, high, J_PER_KWH, "kWh", 3)
+    """``1.14 kWh``; below a watt-hour in scientific notation (``1.9e-06 kWh``), where fixed point would
+    bury the digits in zeros."""
+    kwh = j / J_PER_KWH
+    if kwh == 0 or abs(kwh) >= 1e-3 or not math.isfinite(kwh):
+        return _band(j, low, high, J_PER_KWH, "kWh", 3)
+    if low is None or high is None:
+        return f"{kwh:.2e} kWh"
+    return f"{kwh:.1e} kWh ({low / J_PER_KWH:.1e}–{high / J_PER_KWH:.1e})"
 
 
 def fmt_time(s: float, low: float | None = None, high: float | None = None) -> str:
@@ -90,6 +97,8 @@ def _shares(groups: dict[str, dict[str, float]], total: float) -> list[str]:
 def _headline(d: dict) -> list[str]:
     its, sched = d.get("iterations_executed"), d.get("iterations_scheduled")
     runs = f"{its:,.0f} iterations" if its == sched else f"{its:,.0f} of {sched:,} iterations executed"
+    if d.get("inference"):
+        runs = f"inference, {its:,.0f} forward pass{'es' if its != 1 else ''} of the batch"
     return [f"{d.get('workload')} on {d.get('profile')}: {d.get('precision')}, batch {d.get('batch_size')}, {runs}"]
 
 
@@ -111,7 +120,8 @@ def summary_text(d: dict, cli_hint: bool = True) -> str:
                      f"{fmt_time(base['time_s'])}")
         lines.append(f"saving  {fmt_pct(d['saving'], d.get('saving_low'), d.get('saving_high'))} of the energy, "
                      f"{fmt_pct(d['time_saving'])} of the time")
-    lines += [""] + _shares({"by component": d["breakdown_j"], "by pass": d["by_pass_j"]}, e)
+    passes = {k: v for k, v in d["by_pass_j"].items() if v or not d.get("inference")}  # inference: fwd only
+    lines += [""] + _shares({"by component": d["breakdown_j"], "by pass": passes}, e)
     if cli_hint:
         lines += ["", "per-item rows: --detail layer|pass|component|item; SI units: --format csv|json"]
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ def test_energy_units(j, text):
 
 def test_kwh_time_and_percent():
     assert fmt_kwh(3.6e6) == "1.00 kWh" and fmt_kwh(4_086_451.8) == "1.14 kWh"
+    assert fmt_kwh(6.7) == "1.86e-06 kWh" and fmt_kwh(6.7, 3.9, 11.1) == "1.9e-06 kWh (1.1e-06–3.1e-06)"
     assert fmt_time(1_881_493.4) == "21.8 days"  # 1,881,493 s / 86,400
     assert fmt_time(5 * 3600) == "5.00 h" and fmt_time(300) == "5.00 min" and fmt_time(4.5) == "4.50 s"
     assert fmt_time(100) == "100 s"  # under two minutes stays in seconds
@@ -53,6 +54,16 @@ def test_summary_without_band():
     assert "  static       75.0%  3.00 MJ" in lines and "  dram         15.0%  600 kJ" in lines
     assert "  bwd_input    50.0%  2.00 MJ" in lines and "  update       <0.1%  1.00 kJ" in lines
     assert "(" not in text.split("by component")[0].split("\n", 1)[1]  # no band when none is given
+
+
+def test_inference_summary_lists_the_forward_pass_only():
+    d = {**BASE, "inference": True, "iterations_scheduled": 100, "iterations_executed": 100.0, "energy_j": 6.0,
+         "by_pass_j": {"fwd": 6.0, "bwd_input": 0.0, "bwd_weight": 0.0, "update": 0.0},
+         "breakdown_j": {"mac": 1.0, "sram": 0.0, "dram": 1.0, "static": 4.0}}
+    lines = summary_text(d).splitlines()
+    assert lines[0] == "w on p: fp32, batch 128, inference, 100 forward passes of the batch"
+    assert "  fwd     100.0%  6.00 J" in lines and not any("bwd_input" in x for x in lines)
+    assert "energy  6.00 J = 1.67e-06 kWh" in lines
 
 
 def test_summary_with_band_and_saving():
