@@ -1,6 +1,6 @@
 """Sweep throughput on ResNet-74 / ZedBoard, against the named peer (one configuration at a time through the
 same stages: techniques.build + estimate_plan), all measured in the same run, round-robin
-(timing.interleaved_medians) so every figure sees the same machine speed.
+(timing.interleaved_wall_cpu) so every figure sees the same machine speed.
 
 - core: ``precompute`` + ``evaluate_columns`` of every configuration (the numbers each Parquet part holds);
 - on a shared machine the wall time moves with the other jobs' load, so each figure is also given in CPU
@@ -20,9 +20,8 @@ import shutil
 import tempfile
 import time
 
-import statistics
-
 import numpy as np
+from timing import interleaved_wall_cpu
 
 from e2sim.estimate import estimate_plan
 from e2sim.sweep import SweepSpec, evaluate_columns, parse_values, precompute
@@ -72,22 +71,6 @@ def peer(n: int):
     return run
 
 
-def round_robin(fns: dict, repeats: int, every: dict) -> dict:
-    """{name: (median wall s, median CPU s)}, one call of each per round after one untimed warm-up call
-    (as timing.interleaved_medians, with the process's CPU time beside the wall time)."""
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for r in range(repeats):
-        for name, fn in fns.items():
-            if r % every.get(name, 1):
-                continue
-            w0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            times[name].append((time.perf_counter() - w0, time.process_time() - c0))
-    return {name: tuple(statistics.median(x[i] for x in t) for i in (0, 1)) for name, t in times.items()}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
@@ -101,7 +84,7 @@ def main() -> None:
           f"{BIG.n_configs:,} (1,000 SMD)")
     print(f"medians of {a.repeats} rounds (big grid and peer every 2nd round)")
     load0 = os.getloadavg()[0]
-    both = round_robin({"core": core, "e2e": end_to_end(SPEC), "e2e_big": end_to_end(BIG),
+    both = interleaved_wall_cpu({"core": core, "e2e": end_to_end(SPEC), "e2e_big": end_to_end(BIG),
                         "peer": peer(a.peer_samples)}, a.repeats, every={"e2e_big": 2, "peer": 2})
     n, nb = SPEC.n_configs, BIG.n_configs
     for clock, k in (("wall", 0), ("CPU", 1)):

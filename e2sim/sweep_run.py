@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
