@@ -4,7 +4,7 @@ same stages: techniques.build + estimate_plan), all measured in the same run, ro
 
 - core: ``precompute`` + ``evaluate_columns`` of every configuration (the numbers each Parquet part holds);
 - on a shared machine the wall time moves with the other jobs' load, so each figure is also given in CPU
-  seconds of this process (``time.process_time``, all its threads), which the load barely moves;
+  seconds of this process (``time.process_time``, all its threads), which the load moves far less;
 - end to end: ``run_sweep`` into a fresh folder: the Parquet dataset (snappy parts, SHA-256 of each), the
   manifest and saving.png (no CSV: it is written only on request), on the 105k grid and on a 2.1M grid
   (the same axes with 1,000 SMD rates), where the fixed costs (pricing, the plot) are spread over more rows.
