@@ -151,3 +151,28 @@ def test_workload_types_import_neither_builders_nor_counts():
     assert r.stdout.strip() == "[]"
     assert e2sim.load_workload("resnet20_cifar10").forward_macs_per_sample() == int(
         e2sim.count(e2sim.load_workload("resnet20_cifar10"), batch_size=1).macs[:, 0].sum())
+
+
+def test_new_layer_kinds_in_yaml_by_hand(tmp_path):
+    """Dilated conv, transposed conv, a GRU over 6 steps and a matmul between activations, written by hand."""
+    data = json.loads(json.dumps(CUSTOM))
+    data["blocks"] = []
+    data["layers"] = [
+        {"name": "dil", "kind": "conv", "in_shape": [3, 8, 8], "out_shape": [4, 8, 8], "kernel": [3, 3],
+         "padding": [2, 2], "dilation": [2, 2], "needs_input_grad": False, "role": "stem"},
+        {"name": "up", "kind": "conv_transpose", "in_shape": [4, 8, 8], "out_shape": [2, 16, 16], "kernel": [3, 3],
+         "stride": [2, 2], "padding": [1, 1], "output_padding": [1, 1], "role": "stem"},
+        {"name": "gru", "kind": "gru", "in_shape": [32, 1, 1], "out_shape": [5, 1, 1], "hidden": 5, "steps": 16,
+         "state_needs_grad": False, "role": "head"},
+        {"name": "att", "kind": "matmul", "in_shape": [1, 16, 5], "out_shape": [1, 16, 16], "role": "head"},
+    ]
+    w = e2sim.load_workload(write(tmp_path, data))
+    c = e2sim.count(w, batch_size=1)
+    assert list(c.macs[0, :3]) == [4 * 64 * 27, 0, 4 * 64 * 27]  # dilation changes no MAC
+    assert list(c.macs[1, :3]) == [4 * 64 * 2 * 9] * 3  # every input pixel scatters a 3x3 x 2 window
+    gru = 3 * 5 * (32 + 5)
+    assert list(c.macs[2, :3]) == [16 * gru, 3 * 5 * (16 * 32 + 15 * 5), 16 * gru]
+    assert list(c.macs[3, :3]) == [16 * 5 * 16] * 3 and c.params[3] == 0 and c.elem_ops[3, 3] == 0
+    data["layers"][1]["output_padding"] = [0, 0]
+    with pytest.raises(E2simError, match=r"layers.1.*expected 15x15"):
+        e2sim.load_workload(write(tmp_path, data))
