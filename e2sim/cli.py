@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "psg-accuracy": "e2sim.commands.psg_accuracy:psg_accuracy",
     "train": "e2sim.commands.train:train",
     "curves": "e2sim.commands.curves:curves",
+    "import": "e2sim.commands.import_model:import_model",
 }
 
 

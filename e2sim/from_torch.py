@@ -509,47 +509,55 @@ class _Importer:
 
     # -- assembly --------------------------------------------------------------------------------------
     def workload(self, module, shape, *, name, dataset, batch_size, schedule) -> Workload:
-        layers = self.layers
-        # Blocks: modules whose own forward adds tensors.
-        block_paths: list[str] = []
-        for e in layers:
-            if e["kind"] == "add" and e["_owner"] and e["_owner"] not in block_paths:
-                block_paths.append(e["_owner"])
-        first_block_idx = None
-        built: list[Layer] = []
-        try:
-            for idx, e in enumerate(layers):
-                e = dict(e)
-                e.pop("_owner")
-                lname = e["name"]
-                block = next((b for b in block_paths if lname == b or lname.startswith(b + ".")), None)
-                if block is not None:
-                    first_block_idx = idx if first_block_idx is None else first_block_idx
-                    rest = lname[len(block) + 1:]
-                    role = "shortcut" if rest.split(".")[0] in ("downsample", "shortcut") else "main"
-                else:
-                    role = "stem" if first_block_idx is None else "head"
-                built.append(Layer(block=block, role=role, **{k: v for k, v in e.items() if v is not None}))
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            first = str(exc).splitlines()
-            raise E2simError(f"workload_from_torch: layer {e['name']}: {' '.join(first[1:3]).strip()}") from None
-        blocks = [Block(name=b, stage=0, gated=i > 0) for i, b in enumerate(block_paths)]
-        classes = built[-1].out_shape[0]
-        img = tuple(shape)
-        if dataset is None:
-            ds = next((d for d in DATASETS.values() if d.classes == classes and d.image_shape == img), None)
-            if ds is None:
-                ds = Dataset(name="custom", classes=classes, train_images=50_000, test_images=10_000,
-                             image_shape=img)
-        elif isinstance(dataset, str):
-            if dataset not in DATASETS:
-                raise E2simError(f"workload_from_torch: unknown dataset {dataset!r}")
-            ds = DATASETS[dataset]
-        else:
-            ds = dataset
-        try:
-            return Workload(name=name or type(module).__name__, model="custom", dataset=ds, batch_size=batch_size,
-                            schedule=schedule or Schedule(), layers=tuple(built), blocks=tuple(blocks))
-        except ValueError as exc:
-            first = str(exc).splitlines()
-            raise E2simError(f"workload_from_torch: {' '.join(first[1:3]).strip()}") from None
+        return assemble(self.layers, shape, name=name or type(module).__name__, dataset=dataset,
+                        batch_size=batch_size, schedule=schedule, source="workload_from_torch")
+
+
+def assemble(layers: list[dict], image_shape, *, name: str, dataset, batch_size: int, schedule,
+             source: str) -> Workload:
+    """A Workload from traced layer entries (``Layer`` fields plus ``_owner``, the module path that performs
+    a functional op), shared by the torch and ONNX importers.
+
+    Blocks: modules whose own forward adds tensors; the layers under a block's path belong to it, those
+    under its ``downsample``/``shortcut`` child are its shortcut path; the first block always runs."""
+    block_paths: list[str] = []
+    for e in layers:
+        if e["kind"] == "add" and e["_owner"] and e["_owner"] not in block_paths:
+            block_paths.append(e["_owner"])
+    first_block_idx = None
+    built: list[Layer] = []
+    try:
+        for idx, e in enumerate(layers):
+            e = dict(e)
+            e.pop("_owner")
+            lname = e["name"]
+            block = next((b for b in block_paths if lname == b or lname.startswith(b + ".")), None)
+            if block is not None:
+                first_block_idx = idx if first_block_idx is None else first_block_idx
+                rest = lname[len(block) + 1:]
+                role = "shortcut" if rest.split(".")[0] in ("downsample", "shortcut") else "main"
+            else:
+                role = "stem" if first_block_idx is None else "head"
+            built.append(Layer(block=block, role=role, **{k: v for k, v in e.items() if v is not None}))
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = str(exc).splitlines()
+        raise E2simError(f"{source}: layer {e['name']}: {' '.join(first[1:3]).strip()}") from None
+    blocks = [Block(name=b, stage=0, gated=i > 0) for i, b in enumerate(block_paths)]
+    classes = built[-1].out_shape[0]
+    img = tuple(image_shape)
+    if dataset is None:
+        ds = next((d for d in DATASETS.values() if d.classes == classes and d.image_shape == img), None)
+        if ds is None:
+            ds = Dataset(name="custom", classes=classes, train_images=50_000, test_images=10_000, image_shape=img)
+    elif isinstance(dataset, str):
+        if dataset not in DATASETS:
+            raise E2simError(f"{source}: unknown dataset {dataset!r}")
+        ds = DATASETS[dataset]
+    else:
+        ds = dataset
+    try:
+        return Workload(name=name, model="custom", dataset=ds, batch_size=batch_size,
+                        schedule=schedule or Schedule(), layers=tuple(built), blocks=tuple(blocks))
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise E2simError(f"{source}: {' '.join(first[1:3]).strip()}") from None
