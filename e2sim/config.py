@@ -44,6 +44,11 @@ def _loader():
         seen: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise E2simError(f"a {type(key).__name__} used as a mapping key at line "
+                                 f"{key_node.start_mark.line + 1}") from None
             if key in seen:
                 raise E2simError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
             seen[key] = loader.construct_object(value_node, deep=deep)
@@ -100,7 +105,10 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
     """The most specific error of a pydantic ValidationError as 'key.path: message' (the input ``data``,
     when given, lets union member names be dropped from the path)."""
     errors = exc.errors()
-    err = max(errors, key=lambda e: len(e["loc"]))  # deepest: a union's narrowest member error
+    # The first error's key; among its errors the deepest (a union reports each member: the one that got
+    # furthest names the actual problem, e.g. dataset.classes rather than "dataset is not a string").
+    head = errors[0]["loc"][:1]
+    err = max((e for e in errors if e["loc"][:1] == head), key=lambda e: len(e["loc"]))
     loc_parts = (_input_loc(tuple(err["loc"]), data, err["type"] == "missing") if data is not None
                  else list(err["loc"]))
     # A key with a control character (a quoted "a\nb" in YAML) is shown escaped: the message stays one line.

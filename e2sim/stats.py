@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import load_model
+from .config import Int, Real, load_model
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Fraction = Annotated[Real, Field(ge=0.0, le=1.0)]
 
 
 class _Strict(BaseModel):
@@ -23,15 +23,15 @@ class _Strict(BaseModel):
 
 
 class PsgSettings(_Strict):
-    bits: int = Field(ge=2, le=16, description="forward input bit-width (full codes)")
-    msb_bits: int = Field(ge=2, le=16, description="input MSB bits of the predictor")
-    grad_msb_bits: int = Field(ge=2, le=32, description="output-gradient bits of the predictor (32: fp32)")
-    threshold: float = Field(description="absolute threshold, or relative to the layer max when negative")
-    steps: int = Field(ge=1)
-    sample_every: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    bits: Int = Field(ge=2, le=16, description="forward input bit-width (full codes)")
+    msb_bits: Int = Field(ge=2, le=16, description="input MSB bits of the predictor")
+    grad_msb_bits: Int = Field(ge=2, le=32, description="output-gradient bits of the predictor (32: fp32)")
+    threshold: Real = Field(ge=-1, le=1e6, description="absolute threshold, or relative to the layer max when negative")
+    steps: Int = Field(ge=1, le=10**9)
+    sample_every: Int = Field(ge=1, le=10**9)
+    batch_size: Int = Field(ge=1)
     data: str = Field(description="dataset the statistics were measured on")
-    seed: int
+    seed: Int
 
 
 class PsgStats(_Strict):

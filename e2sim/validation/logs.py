@@ -75,7 +75,10 @@ def _bad_row(path: Path, column: str, mask: np.ndarray, df: pd.DataFrame, proble
 
 def _numeric(path: Path, df: pd.DataFrame, column: str, quantity: str, unit: str | None, checks: LogChecks) -> np.ndarray:
     """One column converted to SI floats; non-numeric, NaN and (for V/I/P) negative values are errors."""
-    factor = si_factor(quantity, unit, column)
+    try:
+        factor = si_factor(quantity, unit, column)
+    except E2simError as exc:
+        raise E2simError(f"{path}: {exc}") from None
     raw = df[column].str.strip()
     vals = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     nan_text = raw.str.lower().isin(["", "nan", "na", "n/a", "null", "none"]).to_numpy()
