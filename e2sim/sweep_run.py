@@ -208,10 +208,6 @@ def _save_manifest(out: Path, m: Manifest) -> None:
 
 
 def _prepare_out(out: Path, resume: bool, force: bool) -> None:
-    if resume and force:
-        raise E2simError("--resume and --force: give one (--resume finishes a sweep, --force replaces it)")
-    if out.exists() and not out.is_dir():
-        raise E2simError(f"--out: {out} exists and is not a directory")
     present = [n for n in OUTPUTS if (out / n).exists()]
     if not present or resume:
         return
@@ -319,10 +315,44 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, resume: bool = False, force: 
                          f"{-(-spec.n_configs // MAX_PARTS):,} or more")
     _check_executor(executor)
     out = Path(out)
+    if resume and force:
+        raise E2simError("--resume and --force: give one (--resume finishes a sweep, --force replaces it)")
+    if out.exists() and not out.is_dir():
+        raise E2simError(f"--out: {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _lock(out)
+    except OSError as exc:
+        raise E2simError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
+    try:
+        return _run_locked(spec, out, resume=resume, force=force, executor=executor, quiet=quiet, csv=csv,
+                           plot=plot, _stop_after_chunks=_stop_after_chunks)
+    finally:
+        lock.close()
+
+
+def _lock(out: Path):
+    """An exclusive lock on ``out`` for this process (released when it ends, even when killed): two sweeps
+    never write into one folder at once."""
+    f = open(out / ".sweep.lock", "a")
+    try:
+        import fcntl
+    except ImportError:  # no fcntl (Windows): no lock
+        return f
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise E2simError(f"--out: another sweep is writing into {out}; wait for it or use another folder") from None
+    return f
+
+
+def _run_locked(spec: SweepSpec, out: Path, *, resume: bool, force: bool, executor: str, quiet: bool, csv: bool,
+                plot: bool, _stop_after_chunks: int | None) -> SweepResult | None:
+    nc = n_chunks(spec)
     _prepare_out(out, resume, force)
     manifest = _load_manifest(out, spec) if resume and (out / MANIFEST).exists() else _fresh_manifest(spec)
     try:
-        out.mkdir(parents=True, exist_ok=True)
         _check_dataset_dir(out, spec)
     except OSError as exc:
         raise E2simError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None

@@ -146,7 +146,7 @@ def test_resume_recomputes_corrupted_parts_without_losing_or_duplicating_rows(tm
     assert len(df) == SPEC.n_configs and df.config_id.is_unique  # 0 rows lost or duplicated
     pd.testing.assert_frame_equal(df, full)
     assert sorted(f.name for f in (tmp_path / DATASET).iterdir()) == [f"part-0000{k}.parquet" for k in range(3)]
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["manifest.json", "sweep.parquet"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [".sweep.lock", "manifest.json", "sweep.parquet"]
 
 
 def test_a_consistent_forgery_of_another_chunks_rows_fails_on_the_id_range(tmp_path, full, capsys):
@@ -392,3 +392,15 @@ def test_a_killed_cli_sweep_resumes_without_losing_or_duplicating_rows(tmp_path)
                      psg_fallback=parse_values("0:1:0.01", "--psg-fallback"), slu_skip=(0.0, 0.5))
     expect = evaluate(spec, precompute(spec), np.arange(n))
     pd.testing.assert_frame_equal(df, expect, check_categorical=False)
+
+
+def test_two_sweeps_never_write_into_one_folder_at_once(tmp_path):
+    from e2sim.sweep_run import _lock
+
+    held = _lock(tmp_path)  # as another process's run would hold it
+    try:
+        with pytest.raises(E2simError, match="another sweep is writing into"):
+            run_sweep(SPEC, tmp_path, quiet=True, plot=False)
+    finally:
+        held.close()
+    assert run_sweep(SPEC, tmp_path, quiet=True, plot=False).n_configs == SPEC.n_configs
