@@ -319,14 +319,15 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, resume: bool = False, force: 
         raise E2simError("--resume and --force: give one (--resume finishes a sweep, --force replaces it)")
     if out.exists() and not out.is_dir():
         raise E2simError(f"--out: {out} exists and is not a directory")
+    tables = precompute(spec)  # before touching the folder: a grid it refuses leaves no trace
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = _lock(out)
     except OSError as exc:
         raise E2simError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
     try:
-        return _run_locked(spec, out, resume=resume, force=force, executor=executor, quiet=quiet, csv=csv,
-                           plot=plot, _stop_after_chunks=_stop_after_chunks)
+        return _run_locked(spec, tables, out, resume=resume, force=force, executor=executor, quiet=quiet,
+                           csv=csv, plot=plot, _stop_after_chunks=_stop_after_chunks)
     finally:
         lock.close()
 
@@ -347,8 +348,8 @@ def _lock(out: Path):
     return f
 
 
-def _run_locked(spec: SweepSpec, out: Path, *, resume: bool, force: bool, executor: str, quiet: bool, csv: bool,
-                plot: bool, _stop_after_chunks: int | None) -> SweepResult | None:
+def _run_locked(spec: SweepSpec, tables: Tables, out: Path, *, resume: bool, force: bool, executor: str,
+                quiet: bool, csv: bool, plot: bool, _stop_after_chunks: int | None) -> SweepResult | None:
     nc = n_chunks(spec)
     _prepare_out(out, resume, force)
     manifest = _load_manifest(out, spec) if resume and (out / MANIFEST).exists() else _fresh_manifest(spec)
@@ -370,7 +371,6 @@ def _run_locked(spec: SweepSpec, out: Path, *, resume: bool, force: bool, execut
                          f"{listed}{more}\n")
     done = {p.chunk for p in manifest.parts}
     todo = [k for k in range(nc) if k not in done]
-    tables = precompute(spec)
     mem_b, out_b = estimates(spec, executor)
     done_rows = sum(p.rows for p in manifest.parts)
     progress = bar(total=spec.n_configs, unit="config", quiet=quiet, initial=done_rows,

@@ -288,6 +288,7 @@ def test_cli_bad_grids_one_line_exit_2(tmp_path, args, msg):
     r = sweep_cli(tmp_path, *args)
     assert r.code == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.describe()
     assert not r.warnings, r.describe()
+    assert not (tmp_path / "o").exists()  # refused before the run folder is made
 
 
 def test_cli_writes_the_dataset_and_a_summary(tmp_path):
