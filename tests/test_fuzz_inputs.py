@@ -3,6 +3,7 @@ CSV, power logs, calibrate sidecars, stats files and checkpoints. Every case mus
 ``e2sim: error:`` line, or exit 0 with finite, non-negative results (tests/fuzzing.py holds the harness)."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 
 from e2sim.workload_files import WORKLOAD_DIR
 
-from fuzzing import check, csv_ok, fresh_dir, fuzz_surface, invoke, json_ok, write_text, yaml_documents
+from fuzzing import (check, csv_ok, fresh_dir, fuzz_surface, invoke, json_ok, nasty_values, write_text,
+                     yaml_documents)
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_WORKLOAD = yaml.safe_load((WORKLOAD_DIR / "resnet20_cifar10.yaml").read_text())
@@ -243,3 +245,126 @@ def stats_file(tmp_path_factory, data):
         path = write_text(folder, "slu.yaml", data.draw(yaml_documents(SLU_STATS)))
         args = ["--workload", "resnet20_cifar10", "--slu-stats", path]
     check(invoke(["estimate", *args, "--format", "json"]), ESTIMATE_JSON)
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+@functools.cache
+def _checkpoint_parts():
+    """A small model, its optimizer and statistics (built once: a restore overwrites their state)."""
+    import torch
+
+    from e2sim.train.loop import _Stats
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.zeros(2, 3, 8, 8)).sum().backward()
+    opt.step()
+    return model, opt, _Stats(["layer1.1"], ["0"])
+
+
+def _tensor_like():
+    import torch
+
+    return st.sampled_from([torch.zeros(()), torch.zeros(1), torch.zeros(7, 7), torch.tensor([float("nan")]),
+                            torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.float64)])
+
+
+@functools.cache
+def _base_checkpoint() -> dict:
+    import copy
+
+    model, opt, stats = _checkpoint_parts()
+    return copy.deepcopy({"iteration": 3, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "stats": stats.state(), "energy_j": 1.5})
+
+
+@st.composite
+def checkpoint_bytes(draw) -> bytes:
+    """A real checkpoint of the small model, then: bytes damaged / truncated / replaced, or the dict with
+    keys dropped, added or values swapped for nasty ones (tensors of other shapes, numbers, strings)."""
+    import io
+
+    import torch
+
+    from e2sim.train.loop import CHECKPOINT_KEYS
+
+    ckpt = _base_checkpoint()
+    kind = draw(st.sampled_from(("dict", "dict", "dict", "bytes", "other")))
+    if kind == "other":
+        obj = draw(st.one_of(nasty_values(), _tensor_like(), st.just([ckpt["model"]])))
+    else:
+        obj = dict(ckpt)
+        for _ in range(draw(st.integers(0 if kind == "dict" else 0, 3))):
+            op = draw(st.sampled_from(("drop", "add", "value", "inner")))
+            key = draw(st.sampled_from(CHECKPOINT_KEYS))
+            if op == "drop":
+                obj.pop(key, None)
+            elif op == "add":
+                obj[draw(st.sampled_from(("rng", "iteration_", "x")))] = 0
+            elif op == "value":
+                obj[key] = draw(st.one_of(nasty_values(), _tensor_like()))
+            elif op == "inner" and isinstance(obj.get(key), dict) and obj[key]:
+                inner = dict(obj[key])
+                k = draw(st.sampled_from(sorted(map(str, inner))))
+                inner[k] = draw(st.one_of(_tensor_like(), nasty_values()))
+                obj[key] = inner
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    raw = buf.getvalue()
+    if kind == "bytes":
+        op = draw(st.sampled_from(("truncate", "flip", "empty", "garbage", "pickle")))
+        if op == "truncate":
+            raw = raw[: draw(st.integers(0, len(raw) - 1))]
+        elif op == "flip":
+            i = draw(st.integers(0, len(raw) - 1))
+            raw = raw[:i] + bytes([raw[i] ^ draw(st.integers(1, 255))]) + raw[i + 1:]
+        elif op == "empty":
+            raw = b""
+        elif op == "garbage":
+            raw = draw(st.binary(max_size=256))
+        else:  # a pickle that would run code if unpickled without restriction
+            raw = b"cos\nsystem\n(S'echo pwned > /dev/null'\ntR."
+    return raw
+
+
+@fuzz_surface(st.data())
+def checkpoint(tmp_path_factory, data):
+    """train --resume's checkpoint loader on generated files: E2simError with one line, or a restored state
+    with a finite, non-negative energy and an iteration within the run."""
+    from e2sim.errors import E2simError
+    from e2sim.train.loop import read_checkpoint, restore_checkpoint
+
+    raw = data.draw(checkpoint_bytes())
+    path = write_text(fresh_dir(tmp_path_factory, "c"), "checkpoint.pt", raw)
+    model, opt, stats = _checkpoint_parts()
+    try:
+        it, energy_j = restore_checkpoint(read_checkpoint(path, 10), path, model, opt, stats)
+    except E2simError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+        return
+    assert 0 <= it <= 10 and 0 <= energy_j < float("inf")
+
+
+def test_train_resume_bad_checkpoints_are_one_line(tmp_path):
+    """The CLI end of it: garbage, wrong keys, an empty file (once exit 130 'aborted')."""
+    import io
+
+    import torch
+
+    from e2sim.train.loop import CONFIG_FILE, TrainConfig
+
+    cfg = TrainConfig(workload="resnet20_cifar10", data="synthetic", iterations=4, eval_every=2)
+    args = ["train", "--workload", "resnet20_cifar10", "--data", "synthetic", "--iterations", "4", "--eval-every",
+            "2", "--resume", "--out"]
+    buf = io.BytesIO()
+    torch.save({"x": 1}, buf)
+    for name, raw, why in (("garbage", b"\x80\x02garbage" * 20, "unreadable"), ("keys", buf.getvalue(), "holds ['x']"),
+                           ("empty", b"", "unreadable: EOFError")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / CONFIG_FILE).write_text(json.dumps({"config": json.loads(cfg.model_dump_json())}))
+        (run / "checkpoint.pt").write_bytes(raw)
+        o = invoke([*args, run])
+        check(o, allow_ok=False)
+        assert "not a checkpoint of this run" in o.stderr and why in o.stderr, o.describe()

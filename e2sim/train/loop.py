@@ -95,14 +95,12 @@ class _Stats:
 CHECKPOINT_KEYS = ("iteration", "model", "optimizer", "stats", "energy_j")
 
 
-def load_checkpoint(path: Path, model, optimizer, stats: _Stats, iterations: int) -> tuple[int, float]:
-    """Restore model, optimizer and statistics from ``path``; (iteration, cumulative energy_j). The file is
-    read with torch's restricted unpickler (tensors and plain containers, never code); anything that is
-    not a checkpoint of this run (garbage, truncated, other keys or shapes) is an E2simError naming it."""
+def read_checkpoint(path: Path, iterations: int) -> dict:
+    """The checkpoint at ``path``, checked before any work starts: read with torch's restricted unpickler
+    (tensors and plain containers, never code); anything that is not a checkpoint of a run of
+    ``iterations`` (garbage, truncated, empty, other keys, an out-of-range iteration or energy) is an
+    E2simError naming the file."""
     import torch
-
-    def bad(why: str) -> E2simError:
-        return E2simError(f"{path}: not a checkpoint of this run ({why}); start again in a new --out")
 
     try:
         ckpt = torch.load(path, weights_only=True)
@@ -111,28 +109,40 @@ def load_checkpoint(path: Path, model, optimizer, stats: _Stats, iterations: int
         # torch's refusal explains weights_only at length; its last sentence says what was found
         text = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation", 1)[0]
         first = (text.strip().splitlines() or [""])[0][:120]
-        raise bad(f"unreadable: {type(exc).__name__}{': ' + first if first else ''}") from None
+        raise _not_checkpoint(path, f"unreadable: {type(exc).__name__}{': ' + first if first else ''}") from None
     if not isinstance(ckpt, dict) or set(ckpt) != set(CHECKPOINT_KEYS):
         keys = sorted(map(str, ckpt)) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise bad(f"holds {keys}, expected keys {list(CHECKPOINT_KEYS)}")
+        raise _not_checkpoint(path, f"holds {keys}, expected keys {list(CHECKPOINT_KEYS)}")
     it, energy_j = ckpt["iteration"], ckpt["energy_j"]
     if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it <= iterations:
-        raise bad(f"iteration {it!r} is not an integer in [0, {iterations}]")
+        raise _not_checkpoint(path, f"iteration {it!r} is not an integer in [0, {iterations}]")
     if isinstance(energy_j, bool) or not isinstance(energy_j, (int, float)) or not 0 <= energy_j < math.inf:
-        raise bad(f"energy_j {energy_j!r} is not a finite number >= 0")
-    want = stats.state()
-    got = ckpt["stats"]
-    if not isinstance(got, dict) or set(got) != set(want) or any(
-            not isinstance(got[k], torch.Tensor) or got[k].shape != v.shape for k, v in want.items()):
-        raise bad("statistics of other blocks or layers")
+        raise _not_checkpoint(path, f"energy_j {energy_j!r} is not a finite number >= 0")
+    if not all(isinstance(ckpt[k], dict) for k in ("model", "optimizer", "stats")):
+        raise _not_checkpoint(path, "model, optimizer and stats must be mappings")
+    return ckpt
+
+
+def restore_checkpoint(ckpt: dict, path: Path, model, optimizer, stats: _Stats) -> tuple[int, float]:
+    """Load a read checkpoint into model, optimizer and statistics; (iteration, cumulative energy_j)."""
+    import torch
+
+    want, got = stats.state(), ckpt["stats"]
+    if set(got) != set(want) or any(not isinstance(got[k], torch.Tensor) or got[k].shape != v.shape
+                                    for k, v in want.items()):
+        raise _not_checkpoint(path, "statistics of other blocks or layers")
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:120]
-        raise bad(f"model or optimizer state does not fit: {first}") from None
+        raise _not_checkpoint(path, f"model or optimizer state does not fit: {first}") from None
     stats.load(got)
-    return int(it), float(energy_j)
+    return int(ckpt["iteration"]), float(ckpt["energy_j"])
+
+
+def _not_checkpoint(path: Path, why: str) -> E2simError:
+    return E2simError(f"{path}: not a checkpoint of this run ({why}); start again in a new --out")
 
 
 def _resume_rows(path: Path, upto: int) -> list[dict]:
@@ -184,6 +194,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     if config.slu and not workload.model.startswith("resnet"):
         raise E2simError(f"--slu: gated blocks are built for the CIFAR ResNets only, not {workload.model!r}")
     check_run_dir(out, config, resume)
+    ckpt = read_checkpoint(out / CHECKPOINT, config.iterations) if resume else None  # before any work
     data = load_data(config.data, seed=config.seed, log=log)
     if data.classes > workload.dataset.classes:
         raise E2simError(f"--data: {data.classes} classes do not fit workload {workload.name!r} "
@@ -224,7 +235,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     rows: list[dict] = []
     start, energy_j = 0, 0.0
     if resume:
-        start, energy_j = load_checkpoint(out / CHECKPOINT, model, optimizer, stats, config.iterations)
+        start, energy_j = restore_checkpoint(ckpt, out / CHECKPOINT, model, optimizer, stats)
         rows = _resume_rows(out / CURVES_FILE, start)
         log(f"resuming {out} at iteration {start}")
     else:
