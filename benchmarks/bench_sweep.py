@@ -43,11 +43,11 @@ def core() -> None:
     evaluate_columns(SPEC, precompute(SPEC), np.arange(SPEC.n_configs))
 
 
-def end_to_end(spec: SweepSpec):
+def end_to_end(spec: SweepSpec, plot: bool = True):
     def run() -> None:
         d = tempfile.mkdtemp(prefix="bench_sweep_")
         try:
-            run_sweep(spec, d, quiet=True)
+            run_sweep(spec, d, quiet=True, plot=plot)
         finally:
             shutil.rmtree(d)
 
@@ -84,8 +84,9 @@ def main() -> None:
           f"{BIG.n_configs:,} (1,000 SMD)")
     print(f"medians of {a.repeats} rounds (big grid and peer every 2nd round)")
     load0 = os.getloadavg()[0]
-    both = interleaved_wall_cpu({"core": core, "e2e": end_to_end(SPEC), "e2e_big": end_to_end(BIG),
-                        "peer": peer(a.peer_samples)}, a.repeats, every={"e2e_big": 2, "peer": 2})
+    both = interleaved_wall_cpu({"core": core, "e2e": end_to_end(SPEC), "e2e_noplot": end_to_end(SPEC, False),
+                                 "e2e_big": end_to_end(BIG), "peer": peer(a.peer_samples)}, a.repeats,
+                                every={"e2e_big": 2, "peer": 2})
     n, nb = SPEC.n_configs, BIG.n_configs
     for clock, k in (("wall", 0), ("CPU", 1)):
         t = {name: v[k] for name, v in both.items()}
@@ -100,6 +101,8 @@ def report(clock: str, t: dict, n: int, nb: int, p: float) -> None:
           f"{1 / p:,.1f} configs/s; core speed-up {p * n / t['core']:,.0f}x")
     print(f"end to end run_sweep (Parquet dataset + manifest + saving.png), {n:,}: {t['e2e']:.2f} s = "
           f"{n / t['e2e']:,.0f} configs/s ({p * n / t['e2e']:,.0f}x peer)")
+    print(f"  the same without the plot (--no-plot: dataset + manifest): {t['e2e_noplot']:.2f} s = "
+          f"{n / t['e2e_noplot']:,.0f} configs/s")
     print(f"end to end run_sweep, {nb:,}: {t['e2e_big']:.2f} s = {nb / t['e2e_big']:,.0f} configs/s "
           f"({p * nb / t['e2e_big']:,.0f}x peer)")
 
