@@ -368,3 +368,89 @@ def test_train_resume_bad_checkpoints_are_one_line(tmp_path):
         o = invoke([*args, run])
         check(o, allow_ok=False)
         assert "not a checkpoint of this run" in o.stderr and why in o.stderr, o.describe()
+
+
+# ------------------------------------------------------------------------------------------ CLI options
+NASTY_ARGS = ("", " ", "nan", "inf", "-inf", "-1", "0", "1", "1e308", "1e-320", "9" * 30, "0.5", "abc", "1,2",
+              "1:2:3", "--", "-x", "\x1b[2J", "\u2028", "16x16", "0x0", "4x", "1,1,1", "fp32", "int8", "=", "a=b")
+
+
+def _value(*valid: str) -> st.SearchStrategy:
+    return st.one_of(st.sampled_from(valid), st.sampled_from(NASTY_ARGS)) if valid else st.sampled_from(NASTY_ARGS)
+
+
+def _options(spec: dict[str, st.SearchStrategy | None]) -> st.SearchStrategy:
+    """A random subset of a command's options, each with a drawn value (None: a flag), in random order."""
+
+    @st.composite
+    def draw_opts(draw):
+        names = draw(st.lists(st.sampled_from(sorted(spec)), max_size=5, unique=True))
+        out: list[str] = []
+        for n in names:
+            out.append(n)
+            if spec[n] is not None:
+                out.append(draw(spec[n]))
+        if draw(st.integers(0, 19)) == 0:
+            out.append(draw(st.sampled_from(("--bogus", "extra", "-h", "--format=", "--help"))))
+        return out
+
+    return draw_opts()
+
+
+_FORMATS = _value("table", "csv", "json")
+COMMAND_OPTIONS: dict[str, dict] = {
+    "estimate": {"--profile": _value("zedboard", "asic45nm"), "--precision": _value("fp32", "fp16", "int8", "int16"),
+                 "--iterations": _value("10", "64000", "1000000000", "1000000001"),
+                 "--batch-size": _value("1", "128", "16384", "16385"), "--scalesim-compat": None,
+                 "--format": _FORMATS, "--smd": _value("0", "0.5", "0.99", "1"), "--seed": _value("0", "7"),
+                 "--slu-skip": _value("0", "0.4", "1"), "--psg": None,
+                 "--psg-bits": _value("act=8,weight=8", "msb_grad=16", "act=0", "bogus=1", "act=8,act=4"),
+                 "--psg-fallback": _value("0", "0.1", "1"), "--baseline": _value("fp32", "int8", "signsgd"),
+                 "--compare": None},
+    "counts": {"--batch-size": _value("1", "64", "16385"), "--format": _FORMATS},
+    "cycles": {"--array": _value("16x16", "1x1", "4096x4096", "4097x1", "8x"), "--dataflow": _value("os", "ws", "is"),
+               "--sram-kb": _value("512,512,512", "1,1,1", "1073741825,1,1"), "--dram-bw": _value("0.5", "1e6", "1e7"),
+               "--scalesim-compat": None, "--format": _FORMATS},
+    "validate": {"--window": _value("1", "0"), "--idle-mark": _value("0", "5"), "--idle-w": _value("0.5", "1e5"),
+                 "--column-map": _value("time=t_s,power=P_mW:mW", "time=x", "bogus=1", "time=t_s,time=t_s"),
+                 "--rail": _value("total", "5V"), "--max-gap-s": _value("1", "1e9", "1e10"), "--sort": None,
+                 "--allow-negative": None, "--output-format": _FORMATS, "--format": _value("pynq", "ina", "usb", "csv")},
+    "calibrate": {"--fit": _value("static_power_w", "compute.mac_fp32_pj", "static_power_w,static_power_w", "x.y"),
+                  "--force": None, "--output-format": _FORMATS},
+}
+
+
+@fuzz_surface(st.data())
+def cli_options(tmp_path_factory, data):
+    """Options of the non-sweep commands that compute without training: generated values (valid, out of
+    range, non-numeric, NaN / inf, control characters, unknown options) in random subsets."""
+    command = data.draw(st.sampled_from(sorted(COMMAND_OPTIONS)))
+    opts = data.draw(_options(COMMAND_OPTIONS[command]))
+    folder = fresh_dir(tmp_path_factory, "o")
+    tiny = _tiny_workload(tmp_path_factory)
+    if command in ("estimate", "counts", "cycles"):
+        base = ["--workload", data.draw(st.sampled_from([str(tiny), "resnet20_cifar10"]))]
+    elif command == "validate":
+        # a log whose windows integrate; a missing --format / --against is part of the fuzz
+        est = write_text(folder, "est.json", json.dumps(ESTIMATE_RECORD))
+        base = ["--log", LOGS / "generic.csv", "--against", est, "--run-dir", folder / "run"]
+        if "--format" not in opts and data.draw(st.booleans()):
+            base += ["--format", "csv"]
+        if data.draw(st.integers(0, 9)):  # the trace PNG takes 1-2 s: most cases must fail before it
+            base += ["--idle-w", "1e5"] if "--idle-w" not in opts else ["--window", "99"]
+    else:
+        log = write_text(folder, "log.csv", SMALL_LOG)
+        write_text(folder, "log.windows.yaml", yaml.safe_dump(SIDECAR))
+        base = ["--logs", log, "--profile", PROFILE_MIN, "--out", folder / "new.yaml"]
+        if "--fit" not in opts:
+            base += ["--fit", "static_power_w"]
+    args = [command, *base, *opts]
+    fmt = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--format", "--output-format")
+                and command != "validate" or a == "--output-format"), "table")
+    ok = json_ok(nullable=("ratio", "saving", "saving_low", "saving_high")) if fmt == "json" else (
+        csv_ok(("ratio", "saving")) if fmt == "csv" else None)
+    o = invoke(args)
+    if "--help" in opts or "-h" in opts:
+        assert o.code in (0, 2), o.describe()
+        return
+    check(o, ok)

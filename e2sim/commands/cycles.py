@@ -37,7 +37,7 @@ def _sram(value: str) -> tuple[int, int, int]:
 @click.option("--array", "array", default="16x16", show_default=True, help="PE array ROWSxCOLS")
 @click.option("--dataflow", type=click.Choice(("os", "ws", "is")), default="os", show_default=True)
 @click.option("--sram-kb", default="512,512,512", show_default=True, help="IFMAP,FILTER,OFMAP buffer sizes in KB")
-@click.option("--dram-bw", type=FiniteRange(min=0, min_open=True, max=1e6), default=None,
+@click.option("--dram-bw", type=FiniteRange(min=1e-6, max=1e6), default=None,
               help="DRAM words per cycle: adds stall cycles where transfers outlast compute")
 @click.option("--scalesim-compat", is_flag=True, help="reproduce SCALE-Sim 3.0.0's counting conventions")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
