@@ -609,3 +609,9 @@ def test_topology_rows_of_new_layers():
     assert topo.to_csv().splitlines()[1:] == ["0,12,12,5,5,3,4,1,", "2,4,1,1,1,64,5,1,"]
     with pytest.raises(E2simError, match="conv_transpose layer has no SCALE-Sim topology row"):
         from_workload(e2sim.workload_from_torch(UNet(), (3, 16, 16)))
+
+
+def test_wrong_channels_are_the_models_error():
+    with pytest.raises(E2simError, match=r"Sequential fails on input \(3, 8, 8\)") as err:
+        e2sim.workload_from_torch(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(5, 4, 3)), (3, 8, 8))
+    assert "\n" not in str(err.value)
