@@ -197,12 +197,18 @@ def _propagate_shapes(gm, module, shape, torch) -> None:
             n.meta[SHAPE] = _shape_of(out)
             return out
 
+    # One thread: the values are scratch (only shapes matter), and thread start-up and spinning on small
+    # element-wise ops cost more than they save, several times more on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         with torch.no_grad():
             Recorder(_shape_copy(gm, torch, {})).run(torch.zeros((1,) + shape))
     except Exception as exc:  # the model's own error on this input shape
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise E2simError(f"workload_from_torch: {type(module).__name__} fails on input {shape}: {msg}") from None
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Importer:
