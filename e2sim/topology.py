@@ -10,7 +10,9 @@ activations and recurrent layers have no topology row. Rows end with a trailing 
 drops the last field.
 
 Depthwise rows: as SCALE-Sim's ``topology_utils.load_arrays_conv`` does, a row whose name contains ``DP`` is
-read as one layer per channel, named ``<name>Channel_<i>``, each with 1 channel and the row's filter count.
+read as one layer per channel, named ``<name>Channel_<i>``, each with 1 channel and the row's filter count; a
+workload's depthwise conv (groups = in = out channels) becomes the same per-channel rows. Other grouped convs
+have no row.
 """
 from __future__ import annotations
 
@@ -73,7 +75,8 @@ def from_workload(workload: Workload) -> Topology:
     rows = []
     for L in workload.layers:
         if L.kind == "conv":
-            if L.groups != 1:
+            depthwise = L.groups == L.in_shape[0] == L.out_shape[0]
+            if L.groups != 1 and not depthwise:
                 raise E2simError(f"layer {L.name}: grouped convs have no SCALE-Sim topology row (use GEMM mode)")
             if L.stride[0] != L.stride[1]:
                 raise E2simError(f"layer {L.name}: SCALE-Sim takes one stride for both dimensions")
@@ -82,7 +85,11 @@ def from_workload(workload: Workload) -> Topology:
                                  f"have batch 1")
             _, ho, wo = L.out_shape
             (r, s), st = L.effective_kernel, L.stride[0]
-            rows.append((L.name, (ho - 1) * st + r, (wo - 1) * st + s, r, s, L.in_shape[0], L.out_shape[0], st))
+            row = ((ho - 1) * st + r, (wo - 1) * st + s, r, s)
+            if depthwise:  # SCALE-Sim's model of a DP row: one single-channel, single-filter layer per channel
+                rows.extend((f"{L.name}Channel_{c}", *row, 1, 1, st) for c in range(L.groups))
+            else:
+                rows.append((L.name, *row, L.in_shape[0], L.out_shape[0], st))
         elif L.kind == "linear":
             rows.append((L.name, L.steps, 1, 1, 1, L.in_shape[0], L.out_shape[0], 1))
         elif L.kind in ("conv_transpose", "matmul", "lstm", "gru"):

@@ -158,3 +158,19 @@ def test_depthwise_dp_row_expands_per_channel(tmp_path):
     assert list(r["total_cycles"][1:3]) == [16 * 39 - 1] * 2 and r["total_cycles"][1:].sum() == 32 * 623
     assert r["sram_ifmap_reads"][1] == 256 * 9 and r["sram_filter_reads"][1] == 16 * 9
     assert r["sram_ofmap_writes"][1] == 256 + 16 * (16 + 16)
+
+
+def test_workload_depthwise_convs_become_per_channel_rows():
+    w = load_workload("mobilenetv2_cifar10")
+    topo = from_workload(w)
+    dw = w.layers[w.layer_index["layers.0.conv2"]]  # 3x3 depthwise, 32 channels, 32x32
+    rows = [i for i, n in enumerate(topo.names) if n.startswith("layers.0.conv2Channel_")]
+    assert len(rows) == 32 and topo.names[rows[0]] == "layers.0.conv2Channel_0"
+    assert (topo.ifmap_h[rows] == 34).all() and (topo.channels[rows] == 1).all() and (topo.num_filter[rows] == 1).all()
+    # per channel the same GEMM as the depthwise conv's per-group GEMM in the estimate path
+    m, n, k, _ = topo.gemms()
+    assert (set(m[rows]), set(n[rows]), set(k[rows])) == ({32 * 32}, {1}, {9})
+    assert dw.groups == 32
+    total_macs = int((m * n * k).sum())
+    fwd = sum(layer.fwd_macs for layer in w.layers if layer.kind in ("conv", "linear"))
+    assert total_macs == fwd
