@@ -44,7 +44,7 @@ def workload_from_onnx(path: str | Path, *, name: str | None = None, dataset=Non
         raise E2simError("import: reading ONNX needs the optional 'onnx' package (pip install e2sim[onnx])") from None
     p = Path(path)
     try:
-        model = shape_inference.infer_shapes(onnx.load(str(p)))
+        model = shape_inference.infer_shapes(onnx.load(str(p)), data_prop=True)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError...
         raise E2simError(f"{p}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     g = model.graph
@@ -90,19 +90,32 @@ def workload_from_onnx(path: str | Path, *, name: str | None = None, dataset=Non
     def attrs(node):
         return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
+    # Values computed from initializers and constants only (weights re-laid out by Slice/Concat/Transpose,
+    # shape arithmetic): weights where a layer consumes them, never layers themselves.
+    const = set(inits)
+    floats = {v.name for v in list(g.value_info) + list(g.output) + list(g.input)
+              if v.type.tensor_type.elem_type in (1, 10, 11, 16)}
+    typed = {v.name for v in list(g.value_info) + list(g.output) + list(g.input)}
     linear_out: dict[str, dict] = {}  # output of a MatMul with a weight -> its entry (a bias Add follows)
     for node in g.node:
         op = node.op_type
+        ins = [i for i in node.input if i]
+        if op == "Constant" or (ins and all(i in const for i in ins) and op not in ("LSTM", "GRU")):
+            const.update(node.output)
+            continue
+        if node.output and node.output[0] in typed and node.output[0] not in floats:
+            const.update(node.output)
+            continue  # integer shape arithmetic (Shape, Gather, Mul on sizes)
         if op == "Add" and len(node.input) == 2 and any(i in linear_out for i in node.input) \
-                and any(i in inits for i in node.input):
+                and any(i in const for i in node.input):
             # torch exports Linear on an N-D tensor as MatMul + Add(bias): the bias belongs to the layer.
             src = next(i for i in node.input if i in linear_out)
             linear_out[src]["bias"] = True
             grad[node.output[0]] = grad[src]
             continue
-        data = [i for i in node.input if i and i not in inits]
+        data = [i for i in node.input if i and i not in const]
         gin = any(grad.get(i, False) for i in data)
-        has_w = any(i in inits and inits[i].dtype.kind == "f" for i in node.input[1:] if i)
+        has_w = any(i in const and i in floats | set(inits) for i in node.input[1:] if i)
         for o in node.output:
             grad[o] = gin or (has_w and op not in COST_FREE_OPS and op not in _ELEMWISE)
         if op in COST_FREE_OPS:
@@ -135,11 +148,11 @@ def workload_from_onnx(path: str | Path, *, name: str | None = None, dataset=Non
                          bias=len(node.input) > 2 and bool(node.input[2]))
             if op == "ConvTranspose":
                 entry["output_padding"] = tuple(a.get("output_padding", [0, 0]))
-        elif op == "Gemm" or (op == "MatMul" and node.input[1] in inits):
-            w = inits.get(node.input[1])
-            if w is None:
-                fail(node, "Gemm whose weight is not an initializer")
-            k, n = (w.shape[1], w.shape[0]) if a.get("transB", 0) else tuple(w.shape)
+        elif op == "Gemm" or (op == "MatMul" and node.input[1] in const):
+            if node.input[1] not in const:
+                fail(node, "Gemm whose weight is not computed from initializers")
+            ws = shape(node.input[1], node)
+            k, n = (ws[1], ws[0]) if a.get("transB", 0) else tuple(ws)
             entry = dict(kind="linear", in_shape=(int(k), 1, 1), out_shape=(int(n), 1, 1),
                          steps=math.prod(xs) // (batch * int(k)), bias=len(node.input) > 2 and bool(node.input[2]))
             if op == "MatMul":
@@ -152,6 +165,22 @@ def workload_from_onnx(path: str | Path, *, name: str | None = None, dataset=Non
                          needs_weight_grad=grad.get(node.input[1], False))
             gin = grad.get(x, False)
             base = f"{owner}.matmul" if owner else "matmul"
+        elif op in ("LSTM", "GRU"):
+            if any(i not in const for i in node.input[1:4] if i):
+                fail(node, f"{op} whose weights are not computed from initializers")
+            t, n_batch, in_f = xs
+            h = int(a["hidden_size"])
+            direction = a.get("direction", b"forward")
+            direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+            state = node.input[5] if len(node.input) > 5 and node.input[5] else None
+            for d in range(2 if direction == "bidirectional" else 1):
+                layers.append(dict(kind=op.lower(), in_shape=(in_f, 1, 1), out_shape=(h, 1, 1), steps=t, hidden=h,
+                                   state_needs_grad=bool(state and grad.get(state, False)),
+                                   name=lname(base + ("_reverse" if d else "")), needs_input_grad=gin,
+                                   _owner=owner))
+            for o in node.output:
+                grad[o] = True
+            continue
         elif op == "BatchNormalization":
             s = per_sample(xs)
             entry = dict(kind="batchnorm", in_shape=s, out_shape=s)

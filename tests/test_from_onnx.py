@@ -30,7 +30,7 @@ def export(module, in_shape, path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["resnet18", "squeezenet", "unet", "dilated"])
+@pytest.mark.parametrize("arch", ["resnet18", "squeezenet", "unet", "dilated", "cnn_lstm"])
 def test_exported_model_counts_equal_torch_import(arch, tmp_path):
     make, in_shape = ARCHS[arch]
     torch.manual_seed(0)
