@@ -44,7 +44,7 @@ from .techniques import PSG, PSGBits, baseline_plan
 from .techniques._plan_ops import UPD
 from .techniques.psg import check_bits, check_fraction
 from .techniques.slu import add_gates, check_ratio, keep_per_layer
-from .techniques.smd import check_rate, executed_iterations
+from .techniques.smd import check_rate, check_seed, executed_iterations
 from .workload_files import load_workload
 
 ITEM_COLS = ("layer", "pass_", "samples", "scale", "a_bits", "b_bits", "is_float", "tensor_bits", "tag")
@@ -201,8 +201,7 @@ class SweepSpec:
             _check_unique(name, vals)
         for name in ("psg_msb_bits", "grad_bits"):
             object.__setattr__(self, name, tuple(v if v is None else int(v) for v in getattr(self, name)))
-        if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed < 2**63):
-            raise E2simError(f"--seed: must be an integer in 0..2**63-1, got {self.seed!r}")
+        check_seed(self.seed)
         if isinstance(self.chunk_size, bool) or not 1 <= self.chunk_size <= MAX_CHUNK:
             raise E2simError(f"--chunk-size: must be in 1..{MAX_CHUNK:,}, got {self.chunk_size!r}")
 

@@ -291,6 +291,15 @@ def test_cli_bad_grids_one_line_exit_2(tmp_path, args, msg):
     assert not (tmp_path / "o").exists()  # refused before the run folder is made
 
 
+@pytest.mark.parametrize("command", ["sweep", "estimate"])
+def test_a_negative_smd_seed_is_one_line_exit_2(tmp_path, command):
+    out = ["--out", str(tmp_path / "o")] if command == "sweep" else []
+    r = invoke([command, *out, "--workload", "resnet20_cifar10", "--smd", "0.5", "--seed", "-1"])
+    assert r.code == 2 and len(r.stderr.splitlines()) == 1 and "--seed" in r.stderr, r.describe()
+    with pytest.raises(E2simError, match="--seed: must be an integer in 0..2"):
+        SMD(0.5, seed=-1)
+
+
 def test_cli_writes_the_dataset_and_a_summary(tmp_path):
     r = sweep_cli(tmp_path, "--smd", "0:0.5:0.25", "--precision", "fp32,int8", "--csv")
     assert r.code == 0 and r.stderr == "", r.describe()

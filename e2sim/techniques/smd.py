@@ -22,6 +22,14 @@ def check_rate(rate: float, what: str = "--smd") -> float:
     return rate
 
 
+def check_seed(seed, what: str = "--seed") -> int | None:
+    """None, or an integer numpy's Generator accepts (0 .. 2**63 - 1)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or not 0 <= seed < 2**63):
+        raise E2simError(f"{what}: must be an integer in 0..2**63-1, got {seed!r}")
+    return seed
+
+
 def executed_iterations(iterations: int | float, rate, seed: int | None = None):
     """Executed iterations: the expectation (1 - rate) x iterations, or a Binomial draw with ``seed``.
     ``rate`` may be an array (the sweep); the draw is then one per rate, from one Generator."""
@@ -40,6 +48,7 @@ class SMD:
 
     def __post_init__(self):
         check_rate(self.rate)
+        check_seed(self.seed)
 
     def workload(self, w: Workload) -> Workload:
         return w
