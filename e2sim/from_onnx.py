@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from .errors import E2simError
-from .from_torch import assemble
+from .from_torch import assemble, fold3
 
 COST_FREE_OPS = frozenset({
     "Flatten", "Reshape", "Identity", "Dropout", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice",
@@ -73,15 +73,8 @@ def workload_from_onnx(path: str | Path, *, name: str | None = None, dataset=Non
             fail(node, f"no inferred shape for {name!r}")
         return shapes[name]
 
-    def per_sample(s):  # drop the batch dimension, fold the rest into three
-        dims = list(s[1:])
-        if not dims:
-            return (1, 1, 1)
-        if len(dims) == 1:
-            return (dims[0], 1, 1)
-        if len(dims) == 2:
-            return (dims[0], dims[1], 1)
-        return (math.prod(dims[:-2]) if len(dims) > 2 else 1, dims[-2], dims[-1])
+    def per_sample(s):  # the first dimension is the batch
+        return fold3(s[1:])
 
     def lname(base):
         used[base] = used.get(base, 0) + 1

@@ -70,12 +70,10 @@ def _op_name(node) -> str:
     return getattr(fn, "__name__", str(fn))
 
 
-def _elem_shape(shape) -> tuple[int, int, int]:
-    """(C, H, W) of a tensor traced at batch 1 for an element-wise layer: the batch dimension dropped
-    when it leads (else kept: a sequence-first tensor), other dimensions folded into three."""
-    dims = [int(d) for d in shape]
-    if dims and dims[0] == 1:
-        dims = dims[1:]
+def fold3(dims) -> tuple[int, int, int]:
+    """Per-sample dimensions of any rank as (C, H, W) for an element-wise layer (only the product counts):
+    (d,) -> (d, 1, 1), (a, b) -> (a, b, 1), leading dimensions folded into C."""
+    dims = [int(d) for d in dims]
     if not dims:
         return (1, 1, 1)
     if len(dims) == 1:
@@ -83,6 +81,12 @@ def _elem_shape(shape) -> tuple[int, int, int]:
     if len(dims) == 2:
         return (dims[0], dims[1], 1)
     return (math.prod(dims[:-2]), dims[-2], dims[-1])
+
+
+def _elem_shape(shape) -> tuple[int, int, int]:
+    """(C, H, W) of a tensor traced at batch 1: the batch dimension dropped when it leads (else kept: a
+    sequence-first tensor)."""
+    return fold3(shape[1:] if shape and shape[0] == 1 else shape)
 
 
 def _conv_padding(node, padding, kernel, dilation):
@@ -311,7 +315,7 @@ class _Importer:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             if len(xs) != 4:
                 self.fail(node, f"{tname} {target} on a {len(xs)}-D input (e2sim takes batched 4-D inputs)")
-            self.conv(node, target, "conv_transpose" if isinstance(m, nn.ConvTranspose2d) else "conv", x, xs,
+            self.conv(node, target, "conv_transpose" if isinstance(m, nn.ConvTranspose2d) else "conv", xs,
                       m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
                       getattr(m, "output_padding", (0, 0)), gin)
             return
@@ -376,7 +380,7 @@ class _Importer:
                 else ("stride", "padding", "dilation", "groups")
             defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "output_padding": 0}
             vals = {k: self.arg(node, 3 + i, k, defaults[k]) for i, k in enumerate(kw)}
-            self.conv(node, str(w.target), "conv" if fname == "conv2d" else "conv_transpose", x, xs, wp,
+            self.conv(node, str(w.target), "conv" if fname == "conv2d" else "conv_transpose", xs, wp,
                       b, vals["stride"], vals["padding"], vals["dilation"], vals["groups"],
                       vals.get("output_padding", 0), gin_act, owner=owner)
             return
@@ -442,7 +446,7 @@ class _Importer:
                             f"weights that are parameters)")
         return self.params[w.target]
 
-    def conv(self, node, key, kind, x, xs, weight, bias, stride, padding, dilation, groups, output_padding,
+    def conv(self, node, key, kind, xs, weight, bias, stride, padding, dilation, groups, output_padding,
              gin, owner=None):
         os_ = self.shape(node)
         kernel = _pair(tuple(weight.shape[2:]))
@@ -469,7 +473,7 @@ class _Importer:
                   kernel=kernel, stride=stride)
 
     def matmul(self, node, fname_layer, owner):
-        ins = [a for a in node.args[:2]]
+        ins = list(node.args[:2])
         if len(ins) != 2 or not all(hasattr(a, "op") for a in ins):
             self.fail(node, f"{_op_name(node)} needs two tensor operands")
         a, b = ins
