@@ -48,28 +48,31 @@ _UNIT_SUFFIX = re.compile(
 )
 
 
-# Physical range of a constant by the unit its name ends in (upper bounds, all values >= 0): far beyond any
-# real device, so that only typos and overflow bait (1e308) are refused, and every product the energy stage
-# forms (counts below 2^62 times pJ per event, times 1e9 iterations) stays finite. First match wins.
-_UNIT_RANGES: tuple[tuple[str, float, str], ...] = (
-    ("_fraction", 1.0, ""),
-    ("_bytes_per_s", 1e14, "B/s"),  # 100 TB/s
-    ("_bytes", 1e13, "B"),
-    ("_bits", 1e14, "bit"),
-    ("_hz", 1e11, "Hz"),  # 100 GHz
-    ("_per_pe_per_cycle", 1e3, "MACs"),
-    ("_count", 1e8, ""),
-    ("_w", 1e5, "W"),  # 100 kW
-    ("_j", 1e12, "J"),
+# Physical range of a constant by the unit its name ends in: far beyond any real device, so that only typos
+# and overflow bait (1e308, 1e-300) are refused, and every product the energy stage forms (counts below 2^62
+# times pJ per event, times 1e9 iterations) and every quotient (cycles / clock, bytes / bandwidth, MACs /
+# rate) stays finite. (suffix, low, high, unit); first match wins; the low bound of a rate or a clock is
+# what keeps a time finite.
+_UNIT_RANGES: tuple[tuple[str, float, float, str], ...] = (
+    ("_fraction", 0.0, 1.0, ""),
+    ("_bytes_per_s", 1e3, 1e14, "B/s"),  # 1 kB/s .. 100 TB/s
+    ("_bytes", 0.0, 1e13, "B"),
+    ("_bits", 0.0, 1e14, "bit"),
+    ("_hz", 1e3, 1e11, "Hz"),  # 1 kHz .. 100 GHz
+    ("_per_pe_per_cycle", 1e-3, 1e3, "MACs"),
+    ("_count", 0.0, 1e8, ""),
+    ("_w", 0.0, 1e5, "W"),  # 100 kW
+    ("_j", 0.0, 1e12, "J"),
 )
 _PJ_MAX = 1e6  # pJ per event, per bit or per bit^2 (any *_pj* unit): a microjoule per operation
 
 
-def constant_range(name: str) -> tuple[float, str]:
-    """(upper bound, unit) of a profile constant named ``name``; inf where its unit is unknown."""
+def constant_range(name: str) -> tuple[float, float, str]:
+    """(low, high, unit) of a profile constant named ``name``; [0, inf) where its unit is unknown."""
     if "_pj" in name:
-        return _PJ_MAX, "pJ"
-    return next(((hi, unit) for suffix, hi, unit in _UNIT_RANGES if name.endswith(suffix)), (float("inf"), ""))
+        return 0.0, _PJ_MAX, "pJ"
+    return next(((lo, hi, unit) for suffix, lo, hi, unit in _UNIT_RANGES if name.endswith(suffix)),
+                (0.0, float("inf"), ""))
 
 
 class _Strict(BaseModel):
@@ -83,10 +86,11 @@ class _Strict(BaseModel):
         for name in type(self).model_fields:
             const = getattr(self, name)
             if isinstance(const, (Sourced, SourcedInt)):
-                hi, unit = constant_range(name)
-                if not const.value <= hi:
+                lo, hi, unit = constant_range(name)
+                if not lo <= const.value <= hi:
                     unit = f" {unit}" if unit else ""
-                    raise ValueError(f"{name}: {const.value:g}{unit} is outside the physical range [0, {hi:g}]")
+                    raise ValueError(f"{name}: {const.value:g}{unit} is outside the physical range "
+                                     f"[{lo:g}, {hi:g}]")
         return self
 
 

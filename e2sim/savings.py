@@ -51,14 +51,20 @@ def configure(*, smd: float | None = None, seed: int | None = None, slu_skip: fl
     elif slu_stats is not None:
         from .stats import load_slu_stats  # pydantic models built only when a stats file is read
 
-        t_slu = SLU(per_block=dict(load_slu_stats(slu_stats).skip_ratio), source=str(slu_stats))
+        per_block = dict(load_slu_stats(slu_stats).skip_ratio)
+        if not per_block:
+            raise E2simError(f"{slu_stats}: skip_ratio: lists no block")
+        t_slu = SLU(per_block=per_block, source=str(slu_stats))
     t_psg = None
     if psg:
         bits = PSGBits.parse(psg_bits) if psg_bits else PSGBits()
         if psg_stats is not None:
             from .stats import load_psg_stats
 
-            t_psg = PSG(bits, per_layer=dict(load_psg_stats(psg_stats).fallback_fraction), source=str(psg_stats))
+            per_layer = dict(load_psg_stats(psg_stats).fallback_fraction)
+            if not per_layer:
+                raise E2simError(f"{psg_stats}: fallback_fraction: lists no layer")
+            t_psg = PSG(bits, per_layer=per_layer, source=str(psg_stats))
         else:
             t_psg = PSG(bits, fallback=psg_fallback)
     return Techniques(smd=t_smd, slu=t_slu, psg=t_psg)
