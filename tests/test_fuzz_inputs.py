@@ -66,7 +66,7 @@ def _tiny_workload(tmp_path_factory) -> Path:
 def profile_yaml(tmp_path_factory, data):
     path = write_text(fresh_dir(tmp_path_factory, "p"), "p.yaml", data.draw(yaml_documents(BASE_PROFILE)))
     precision = data.draw(st.sampled_from(["fp32", "int8", "fp16", "int16"]))
-    if data.draw(st.integers(0, 49)) == 0:  # 1 in 50: the comparison fits leave-one-out models (slow)
+    if data.draw(st.integers(0, 99)) == 0:  # 1 in 100: the comparison fits leave-one-out models (slow)
         # the published comparison reads profiles through the same validated loader
         check(invoke(["validate", "--published", "--profile", path, "--output-format", "json"]),
               json_ok(nullable=_PUBLISHED_NULLABLE))
@@ -175,9 +175,10 @@ def power_log(tmp_path_factory, data):
         result = compare(table, EstimateRecord.model_validate(ESTIMATE_RECORD))
     except E2simError as exc:
         assert "\n" not in str(exc)
-        est = write_text(folder, "est.json", json.dumps(ESTIMATE_RECORD))
-        check(invoke(["validate", "--log", path, "--format", fmt, "--against", est, *idle, *checks,
-                      "--run-dir", folder / "run"]), allow_ok=False)
+        if data.draw(st.integers(0, 2)) == 0:  # a third of the bad logs also through the CLI (time budget)
+            est = write_text(folder, "est.json", json.dumps(ESTIMATE_RECORD))
+            check(invoke(["validate", "--log", path, "--format", fmt, "--against", est, *idle, *checks,
+                          "--run-dir", folder / "run"]), allow_ok=False)
         return
     # (voltage / current are NaN where a log has only power; idle and dynamic columns where no baseline)
     assert np.isfinite(log[["timestamp_s", "power_W"]].to_numpy()).all()
@@ -220,7 +221,7 @@ def calibrate_sidecar(tmp_path_factory, data):
     o = invoke(["calibrate", "--logs", log, "--profile", PROFILE_MIN, "--fit", fit, "--out", folder / "new.yaml",
                 "--output-format", "json"])
     check(o, json_ok(nullable=("ratio",)))
-    if o.code == 0:  # the written profile loads through the validated loader
+    if o.code == 0 and data.draw(st.integers(0, 9)) == 0:  # the written profile loads (validated loader)
         from e2sim.profile import load_profile
 
         load_profile(folder / "new.yaml")
