@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "train": "e2sim.commands.train:train",
     "curves": "e2sim.commands.curves:curves",
     "import": "e2sim.commands.import_model:import_model",
+    "study": "e2sim.commands.study:study",
 }
 
 

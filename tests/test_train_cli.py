@@ -104,7 +104,7 @@ def test_existing_run_directory_is_not_overwritten(e2sim, tmp_path):
 
 
 def test_curves_command(e2sim, tmp_path):
-    rows = "\n".join(f"{i},1,1.0,0.5,{0.1 * i},0.1,,{i * 2.0}" for i in range(1, 4))
+    rows = "\n".join(f"{i},0,1.0,0.5,{0.1 * i},0.1,,,,{i * 2.0}" for i in range(1, 4))
     for name, smd in (("a", 0.0), ("b", 0.5)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "curves.csv").write_text(",".join(CURVE_COLUMNS) + "\n" + rows + "\n")
@@ -126,3 +126,43 @@ def test_curves_command(e2sim, tmp_path):
     _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "curves.csv: no such file")
     (tmp_path / "c" / "curves.csv").write_text("x,y\n1,2\n")
     _one_line_error(e2sim("curves", str(tmp_path / "c"), "--out", str(png)), "columns")
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--psg-lr", "0.01"], "--psg-lr needs --psg"),
+    (["--psg-threshold", "0.1"], "--psg-threshold needs --psg"),
+    (["--slu-skipped", "free"], "--slu-skipped needs --slu"),
+    (["--psg", "--psg-lr", "nan"], "--psg-lr"),
+    (["--psg", "--psg-lr", "0"], "--psg-lr"),
+    (["--psg", "--psg-threshold", "-2"], "--psg-threshold"),
+    (["--psg", "--psg-threshold", "inf"], "--psg-threshold"),
+    (["--momentum", "1"], "--momentum"),
+    (["--momentum", "abc"], "--momentum"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--lr-schedule", "cosine"], "--lr-schedule"),
+    (["--slu", "--slu-skipped", "maybe"], "--slu-skipped"),
+    (["--slu", "--slu-beta", "nan"], "--slu-beta"),
+    (["--smd", "nan"], "--smd"),
+])
+def test_invalid_training_options(e2sim, tmp_path, args, match):
+    _one_line_error(e2sim("train", "--workload", "resnet20_cifar10", "--out", str(tmp_path / "run"), *args), match)
+    assert not (tmp_path / "run").exists()
+
+
+def test_digits_are_cropped_not_flipped():
+    """A mirrored digit is another digit: every augmented digit is an unflipped shifted window of its source
+    (and at least one source is not mirror-symmetric, so a flip would be caught)."""
+    from e2sim.train.data import CROP_PADDING, load_dataset, normalize
+    from e2sim.train.datasource import load_data
+
+    data = load_data("digits", seed=0, log=lambda _m: None)
+    idx = np.arange(32)
+    x = data.augment(idx, np.random.default_rng(0))
+    raw = load_dataset("digits").x_train[idx]
+    p = CROP_PADDING
+    pad = np.pad(raw, ((0, 0), (p, p), (p, p), (0, 0)))
+    shifts = [(dy, dx) for dy in range(2 * p + 1) for dx in range(2 * p + 1)]
+    for k in range(len(idx)):
+        windows = [normalize(pad[k:k + 1, dy:dy + 32, dx:dx + 32])[0] for dy, dx in shifts]
+        assert any(np.array_equal(x[k], w) for w in windows), k
+    assert any(not np.array_equal(raw[k], raw[k, :, ::-1]) for k in range(len(idx)))

@@ -114,6 +114,15 @@ def psg_layers(plan: Plan) -> np.ndarray:
     return np.array([k == "conv" for k in plan.counts.kinds], bool)
 
 
+GATE_CONV_SUFFIX = ".gate.conv"  # the SLU gate's embedding conv (techniques/slu.py gate_layers)
+
+
+def _is_gate_conv(name: str, plan: Plan) -> bool:
+    """A gate conv of a block of this workload, in a plan built without SLU gates."""
+    return (name.endswith(GATE_CONV_SUFFIX) and "gate" not in plan.counts.roles
+            and name[:-len(GATE_CONV_SUFFIX)] in set(plan.counts.blocks))
+
+
 @dataclass(frozen=True)
 class PSG:
     bits: PSGBits = PSGBits()
@@ -137,12 +146,16 @@ class PSG:
         if self.fallback is not None:
             return np.where(convs, self.fallback, 0.0)
         conv_names = {n for n, c in zip(names, convs) if c}
-        unknown = sorted(set(self.per_layer) - conv_names)
+        # Stats from a gated training run carry the SLU gates' convs too; without SLU in this estimate those
+        # gates do not exist, so their fractions do not apply (the workload's own convs must all be there).
+        unknown = sorted(n for n in set(self.per_layer) - conv_names if not _is_gate_conv(n, plan))
         if unknown:
             raise E2simError(f"{self.source}: {unknown[0]!r} is not a convolution of the workload")
         missing = [n for n in names if n in conv_names and n not in self.per_layer]
         if missing:
-            raise E2simError(f"{self.source}: no fallback fraction for conv layer {missing[0]!r}")
+            hint = (" (the stats come from a run without SLU gates; measure them with train --slu --psg)"
+                    if missing[0].endswith(GATE_CONV_SUFFIX) else "")
+            raise E2simError(f"{self.source}: no fallback fraction for conv layer {missing[0]!r}{hint}")
         return np.array([self.per_layer.get(n, 0.0) for n in names])
 
     def workload(self, w: Workload) -> Workload:

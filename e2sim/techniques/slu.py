@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import E2simError
 from ..plan import Plan
 from ..workload import Layer, Workload
-from ._plan_ops import UPD, set_items
+from ._plan_ops import FWD, UPD, set_items
 
 # Gate sizes of the official code (efficient_resnet.py: embed_dim=10, hidden_dim=10, Linear(hidden, 1)).
 GATE_EMBED = 10
@@ -86,10 +86,16 @@ def skipped_items(plan: Plan, keep: np.ndarray) -> np.ndarray:
     return (keep[plan.layer] != 1.0) & (plan.pass_ != UPD)
 
 
-def skip_blocks(plan: Plan, skip: Mapping[str, float]) -> Plan:
-    """Scale the samples of the ``main`` items (fwd, bwd_input, bwd_weight) of each block by 1 - skip."""
+def skip_blocks(plan: Plan, skip: Mapping[str, float], charge_skipped_forward: bool = False) -> Plan:
+    """Scale the samples of the ``main`` items (fwd, bwd_input, bwd_weight) of each block by 1 - skip.
+
+    ``charge_skipped_forward``: a skipped sample still runs the block's forward pass (its backward passes
+    stay skipped). A straight-through gate gradient, d loss / d decision = <grad, block output - shortcut>,
+    needs the skipped block's output; the official code computes every block for the whole batch."""
     keep = keep_per_layer(plan.counts, skip)
     mask = skipped_items(plan, keep)
+    if charge_skipped_forward:
+        mask &= plan.pass_ != FWD
     return set_items(plan, mask, samples=plan.samples[mask] * keep[plan.layer[mask]])
 
 
@@ -108,6 +114,9 @@ class SLU:
     per_block: Mapping[str, float] = field(default_factory=dict)
     source: str = "--slu-skip"
     name: str = "slu"
+    # Whether skipped samples pay the block's forward pass (the straight-through gate gradient needs it);
+    # False: a skipped block is free in every pass.
+    charge_skipped_forward: bool = False
 
     def __post_init__(self):
         if (self.skip is None) == (not self.per_block):
@@ -137,5 +146,7 @@ class SLU:
             raise ValueError("SLU applies to a plan built from SLU.workload(...) (the gates are missing)")
         ratios = self.ratios(workload)
         mean = float(np.mean(list(ratios.values())))
-        return skip_blocks(plan, ratios).with_notes(
-            f"slu: {len(ratios)} gated blocks, mean skip ratio {mean:.4g} ({self.source})")
+        charged = ("skipped blocks charged their forward pass (straight-through gate gradient)"
+                   if self.charge_skipped_forward else "skipped blocks free in every pass")
+        return skip_blocks(plan, ratios, self.charge_skipped_forward).with_notes(
+            f"slu: {len(ratios)} gated blocks, mean skip ratio {mean:.4g} ({self.source}); {charged}")

@@ -7,8 +7,12 @@ from pathlib import Path
 from ..errors import E2simError
 from ..output import write_atomic
 
-CURVE_COLUMNS = ("iteration", "executed", "loss", "train_accuracy", "test_accuracy", "lr",
-                 "slu_executed_fraction", "cumulative_energy_j")
+# smd_dropped: 1 where SMD dropped the iteration's mini-batch (no forward, backward or update: loss and
+# train accuracy are empty there). slu_executed_fraction: fraction of (sample, gated block) pairs executed.
+# psg_fallback_fraction: fraction of all PSG convs' weight-gradient entries that fell back to full precision.
+# lr: of the parameters with ordinary gradients; psg_lr: of the sign-updated conv weights.
+CURVE_COLUMNS = ("iteration", "smd_dropped", "loss", "train_accuracy", "test_accuracy", "lr", "psg_lr",
+                 "slu_executed_fraction", "psg_fallback_fraction", "cumulative_energy_j")
 CURVES_FILE = "curves.csv"
 CONFIG_FILE = "config.json"  # the run's settings record (written by train.loop)
 

@@ -137,14 +137,15 @@ def load_dataset(spec: str | Path | None) -> Dataset:
     return _cifar(root)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random 32x32 crop of the zero-padded (4 px) image and random horizontal flip; uint8 NHWC in and out."""
+def augment(x: np.ndarray, rng: np.random.Generator, flip: bool = True) -> np.ndarray:
+    """Random 32x32 crop of the zero-padded (4 px) image and (``flip``) a random horizontal flip; uint8 NHWC
+    in and out. Digits are not flipped: a mirrored digit is another digit or none (label noise)."""
     n, h, w, _ = x.shape
     p = CROP_PADDING
     padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
     dy = rng.integers(0, 2 * p + 1, n)
     dx = rng.integers(0, 2 * p + 1, n)
-    flip = rng.random(n) < 0.5
+    flip = (rng.random(n) < 0.5) & flip
     rows = dy[:, None] + np.arange(h)[None, :]
     cols = dx[:, None] + np.arange(w)[None, :]
     cols = np.where(flip[:, None], cols[:, ::-1], cols)

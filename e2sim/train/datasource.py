@@ -55,5 +55,7 @@ def load_data(spec: str, *, seed: int, log: Callable[[str], None]) -> Data:
         desc = f"CIFAR-{ds.classes} from {spec} ({len(ds.y_train)} train / {len(ds.y_test)} test)"
     log(f"data: {desc}")
     x_train = ds.x_train
+    flip = spec != DIGITS  # a mirrored digit is another digit (or none): crops only
     return Data(train_y=ds.y_train, test_x=normalize(ds.x_test), test_y=ds.y_test, classes=ds.classes,
-                description=desc, augment=lambda idx, rng: normalize(augment(x_train[idx], rng)))
+                description=desc + ("" if flip else "; augmentation: random crops, no flips"),
+                augment=lambda idx, rng: normalize(augment(x_train[idx], rng, flip)))

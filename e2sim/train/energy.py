@@ -27,10 +27,10 @@ class IterationEnergy:
     """``energy_j(block_executed, layer_fallback)`` for one executed iteration."""
 
     def __init__(self, workload: Workload, profile: str, batch: int, *, psg: bool, gated_blocks: Sequence[str],
-                 psg_layers: Sequence[str] = ()):
+                 psg_layers: Sequence[str] = (), charge_skipped_forward: bool = False):
         from ..estimate import estimate_plan
         from ..techniques import PSG, SLU, build
-        from ..techniques._plan_ops import UPD
+        from ..techniques._plan_ops import FWD, UPD
         from ..techniques.slu import skip_blocks
 
         def priced(fallback: float, skipped: bool) -> tuple[np.ndarray, object]:
@@ -41,7 +41,7 @@ class IterationEnergy:
                 ts.append(SLU(skip=0.0))
             w, plan = build(workload, ts, "fp32", iterations=1, batch_size=batch)
             if skipped:
-                plan = skip_blocks(plan, {b: 1.0 for b in gated_blocks})
+                plan = skip_blocks(plan, {b: 1.0 for b in gated_blocks}, charge_skipped_forward)
             return estimate_plan(plan, w, profile).energy_per_iteration_j.sum(1), plan
 
         e11, plan = priced(1.0, False)  # e<k><f>: k = executed fraction of gated blocks, f = PSG fallback
@@ -57,6 +57,8 @@ class IterationEnergy:
         block_id = {b: i for i, b in enumerate(gated_blocks)}
         item_layer = plan.layer
         gated_item = (roles[item_layer] == "main") & (plan.pass_ != UPD)
+        if charge_skipped_forward:
+            gated_item &= plan.pass_ != FWD  # a skipped sample still pays the block's forward
         self.item_block = np.array([block_id.get(b, -1) for b in blocks[item_layer]])
         self.item_block[~gated_item] = -1
         layer_id = {n: i for i, n in enumerate(psg_layers)}
@@ -83,5 +85,7 @@ class IterationEnergy:
 
 
 def iteration_energy_model(workload: Workload, profile: str, batch: int, *, psg: bool,
-                           gated_blocks: Sequence[str], psg_layers: Sequence[str] = ()) -> Callable[..., float]:
-    return IterationEnergy(workload, profile, batch, psg=psg, gated_blocks=gated_blocks, psg_layers=psg_layers)
+                           gated_blocks: Sequence[str], psg_layers: Sequence[str] = (),
+                           charge_skipped_forward: bool = False) -> Callable[..., float]:
+    return IterationEnergy(workload, profile, batch, psg=psg, gated_blocks=gated_blocks, psg_layers=psg_layers,
+                           charge_skipped_forward=charge_skipped_forward)

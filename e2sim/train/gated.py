@@ -7,7 +7,8 @@ one step of ONE LSTM (input 10, hidden 10) shared by all gates, linear 10->1, si
 decision with a straight-through gradient (sampled in eval mode as well, as the official code does). The
 first block always runs. A skipped block passes its input through for that sample; the downsample shortcut
 still runs (SkipNet). As in the official code the block is computed for the whole batch and the decision
-mixes its output with the shortcut, so the gate gets a task-loss gradient from every sample.
+mixes its output with the shortcut, so the gate gets a task-loss gradient from every sample (with
+``skipped_forward=False`` only from the executed ones).
 
 Module names equal the workload's layer names (``layer2.1.conv1``, ``layer2.0.downsample.0``); the gate of
 block ``b`` is ``b.gate.conv``; the shared LSTM and projection belong to the first gated block's gate
@@ -54,8 +55,12 @@ class GatedCifarResNet(CifarResNet):
     ``forward`` returns ``(logits, masks, probs)``: one ``[batch]`` tensor per gated block, in block order.
     """
 
-    def __init__(self, depth: int, classes: int = 10):
+    def __init__(self, depth: int, classes: int = 10, skipped_forward: bool = True):
         super().__init__(depth, classes)
+        # skipped_forward: a skipped sample's block output enters the straight-through gate gradient (the
+        # official code; the block must run forward for it). False: a skipped block contributes nothing, so
+        # its gate learns from the executed samples and the regulariser only (a device that truly skips).
+        self.skipped_forward = skipped_forward
         self.gated_blocks: list[str] = []
         for name, block in self.named_blocks()[1:]:
             block.gate = Gate(block.conv1.in_channels, owner=not self.gated_blocks)
@@ -80,7 +85,8 @@ class GatedCifarResNet(CifarResNet):
             mask, prob, state = self.control.decide(block.gate.embed(x), state)
             shortcut = block.shortcut(x)
             out = block.relu2(block.residual(x) + shortcut)
-            m = mask.view(-1, 1, 1, 1)
+            # Without the skipped block's output the decision of a skipped sample gets no task gradient.
+            m = (mask if self.skipped_forward else mask * mask.detach()).view(-1, 1, 1, 1)
             x = m * out + (1 - m) * shortcut
             masks.append(mask)
             probs.append(prob)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from typing import Literal
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,11 +49,22 @@ class TrainConfig(BaseModel):
     smd: float = Field(0.0, ge=0.0, lt=1.0, description="probability that a mini-batch is dropped")
     slu: bool = False
     slu_target: float = Field(1.0, gt=0.0, le=1.0, description="fraction of gated blocks to execute")
-    slu_beta: float = Field(1e-5, ge=0.0)
+    slu_beta: float = Field(1e-5, ge=0.0, allow_inf_nan=False)
+    slu_skipped: Literal["charged", "free"] = Field(
+        "charged", description="charged: a skipped block still runs forward for the straight-through gate "
+                               "gradient (official code) and the energy counts it; free: it runs nothing")
     psg: bool = False
-    psg_threshold: float = Field(5e-5, description="official --threshold; negative: relative to max|g_msb|")
+    psg_threshold: float = Field(5e-5, ge=-1.0, allow_inf_nan=False,
+                                 description="official --threshold; negative: relative to max|g_msb|")
     psg_exact: bool = Field(False, description="exact integer PSG kernel instead of the float32 fast path")
-    lr: float | None = Field(None, gt=0, description="initial lr; None: the workload's, or 0.03 with PSG")
+    psg_lr: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                 description="initial lr of the sign-updated conv weights; None: 0.03 (paper)")
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False,
+                             description="initial lr of the other parameters (BN, fc, gates); None: the workload's")
+    momentum: float | None = Field(None, ge=0.0, lt=1.0, description="None: the workload's (0.9)")
+    lr_schedule: Literal["paper", "official"] = Field(
+        "paper", description="paper: decay at the workload's milestones (32k, 48k of 64k); official: one "
+                             "decay at 42,666 of 64k, as main_all.py does")
     seed: int = Field(0, ge=0)
     profile: str = "zedboard"
     eval_every: int = Field(100, ge=1)
@@ -60,6 +73,19 @@ class TrainConfig(BaseModel):
 
     def config_hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+# The official code decays the lr at int(32000 * 4 / 3) = 42,666 and at 64,000 (never reached with
+# --iters 64000): one drop at 2/3 of the run (../shared/reference/e2train-paper.md §5).
+OFFICIAL_MILESTONES = (42_666,)
+OFFICIAL_ITERATIONS = 64_000
+
+
+def lr_milestones(config: TrainConfig, sched) -> tuple[int, ...]:
+    """The run's lr milestones, scaled to its iterations."""
+    if config.lr_schedule == "official":
+        return schedule.scaled_milestones(OFFICIAL_MILESTONES, OFFICIAL_ITERATIONS, config.iterations)
+    return schedule.scaled_milestones(sched.lr_milestones, sched.iterations, config.iterations)
 
 
 def _versions() -> dict[str, str]:
@@ -155,39 +181,68 @@ def _resume_rows(path: Path, upto: int) -> list[dict]:
     return df.to_dict(orient="records")
 
 
+def recorded_config(out: Path) -> dict:
+    """The settings a run directory was started with (its config.json)."""
+    try:
+        return json.loads((out / CONFIG_FILE).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise E2simError(f"{out / CONFIG_FILE}: unreadable run record ({exc})") from None
+
+
+def settings_differ(recorded: dict, config: TrainConfig) -> list[str]:
+    """Settings in which ``config`` differs from a recorded run; ``iterations`` may grow (an extension)."""
+    mine = json.loads(config.model_dump_json())
+    diff = sorted(k for k in set(recorded) | set(mine) if recorded.get(k) != mine.get(k))
+    if "iterations" in diff and isinstance(recorded.get("iterations"), int) \
+            and config.iterations >= recorded["iterations"]:
+        diff.remove("iterations")
+    return diff
+
+
 def check_run_dir(out: Path, config: TrainConfig, resume: bool) -> None:
-    """A new run needs a new (or empty) directory; a resumed one its checkpoint and the same settings."""
+    """A new run needs a new (or empty) directory; a resumed one its checkpoint and the same settings (more
+    iterations extend it)."""
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise E2simError(f"{out}: already exists; pass --resume to continue it, or choose another --out")
         return
     if not (out / CHECKPOINT).is_file():
         raise E2simError(f"{out}: no {CHECKPOINT} to resume from")
-    try:
-        recorded = json.loads((out / CONFIG_FILE).read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise E2simError(f"{out / CONFIG_FILE}: unreadable run record ({exc})") from None
-    if recorded != json.loads(config.model_dump_json()):
-        diff = sorted(k for k in set(recorded) | set(TrainConfig.model_fields)
-                      if recorded.get(k) != getattr(config, k, None))
+    recorded = recorded_config(out)
+    if isinstance(recorded.get("iterations"), int) and config.iterations < recorded["iterations"]:
+        raise E2simError(f"{out}: has {recorded['iterations']} iterations; --iterations can only grow")
+    diff = settings_differ(recorded, config)
+    if diff:
         raise E2simError(f"{out}: was started with other settings (differs in {', '.join(diff)}); resume it "
                          f"with the same options")
 
 
+def _psg_weight_ids(model, psg_layers: list[str]) -> set[int]:
+    modules = dict(model.named_modules())
+    return {id(modules[n].weight) for n in psg_layers}
+
+
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
-          stop_after: int | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
-    """Run (or resume) training; returns the curve rows. ``stop_after`` stops after that many scheduled
-    iterations as if the process were killed there (used to test resuming)."""
+          stop_after: int | None = None, log: Callable[[str], None] | None = None,
+          quiet: bool = False) -> list[dict]:
+    """Run (or resume, or extend) training; returns the curve rows. ``stop_after`` stops after that many
+    scheduled iterations as if the process were killed there (used to test resuming). ``quiet``: no progress
+    bar and no log lines."""
     import torch
     import torch.nn.functional as F
 
+    from .. import progress
     from .datasource import load_data
     from .energy import iteration_energy_model
     from .models import build_model
     from .plots import plot_run
+    from .run_estimate import write_run_estimate
     from .stats_io import write_stats
     from ..workload_files import load_workload
 
+    default_log = log is None and not quiet
+    if quiet:
+        log = lambda _msg: None  # noqa: E731
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     out = Path(out)
     workload = load_workload(config.workload)
@@ -211,13 +266,16 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_INIT, 0))
     batch = config.batch_size or workload.batch_size
     sched = workload.schedule
-    lr0 = config.lr or (PSG_LR if config.psg else sched.lr)
-    milestones = schedule.scaled_milestones(sched.lr_milestones, sched.iterations, config.iterations)
+    lr0 = config.lr or sched.lr
+    psg_lr0 = (config.psg_lr or PSG_LR) if config.psg else None
+    momentum = sched.momentum if config.momentum is None else config.momentum
+    milestones = lr_milestones(config, sched)
 
     if config.slu:
         from .gated import GatedCifarResNet
 
-        model = GatedCifarResNet(int(workload.model[6:]), workload.dataset.classes)
+        model = GatedCifarResNet(int(workload.model[6:]), workload.dataset.classes,
+                                 skipped_forward=config.slu_skipped == "charged")
     else:
         model = build_model(workload.model, workload.dataset.classes)
     psg_layers: list[str] = []
@@ -227,22 +285,39 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         psg_layers = convert_to_psg(model, threshold=config.psg_threshold, exact=config.psg_exact)
     blocks = list(getattr(model, "gated_blocks", []))
     stats = _Stats(blocks, psg_layers)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr0, momentum=sched.momentum,
-                                weight_decay=sched.weight_decay)
+    # Two parameter groups: the sign-updated PSG conv weights (psg_lr) and everything else (lr).
+    signed = _psg_weight_ids(model, psg_layers)
+    groups = [{"params": [p for p in model.parameters() if id(p) not in signed], "lr": lr0, "lr0": lr0}]
+    if signed:
+        groups.append({"params": [p for p in model.parameters() if id(p) in signed], "lr": psg_lr0,
+                       "lr0": psg_lr0})
+    optimizer = torch.optim.SGD(groups, lr=lr0, momentum=momentum, weight_decay=sched.weight_decay)
+    charged = config.slu and config.slu_skipped == "charged"
     energy_of = iteration_energy_model(workload, config.profile, batch, psg=config.psg, gated_blocks=blocks,
-                                       psg_layers=psg_layers)
+                                       psg_layers=psg_layers, charge_skipped_forward=charged)
+    psg_sizes = np.array([dict(model.named_modules())[n].weight.numel() for n in psg_layers], float)
 
     rows: list[dict] = []
     start, energy_j = 0, 0.0
     if resume:
         start, energy_j = restore_checkpoint(ckpt, out / CHECKPOINT, model, optimizer, stats)
         rows = _resume_rows(out / CURVES_FILE, start)
+        record = json.loads((out / CONFIG_FILE).read_text())
+        if record["config"]["iterations"] != config.iterations:
+            # An extension: the record keeps what the run was before; the lr schedule of the iterations
+            # still to run follows the new length (the ones already run keep the lr they had).
+            log(f"extending {out} from {record['config']['iterations']} to {config.iterations} iterations")
+            record.setdefault("extended_from", []).append(record["config"]["iterations"])
+            record["config"] = json.loads(config.model_dump_json())
+            record["config_hash"] = config.config_hash()
+            record["lr_milestones"] = list(milestones)
+            write_atomic(out / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
         log(f"resuming {out} at iteration {start}")
     else:
         record = {"config": json.loads(config.model_dump_json()), "config_hash": config.config_hash(),
                   "seed": config.seed, "versions": _versions(), "batch_size": batch, "lr": lr0,
-                  "lr_milestones": list(milestones), "data": data.description,
-                  "started_unix_s": time.time()}
+                  "psg_lr": psg_lr0, "momentum": momentum, "lr_milestones": list(milestones),
+                  "data": data.description, "started_unix_s": time.time()}
         write_atomic(out / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
 
     test_x = torch.from_numpy(data.test_x)
@@ -252,6 +327,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     ckpt_every = config.checkpoint_every or config.eval_every
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     t0 = time.perf_counter()
+    bar = progress.bar(total=config.iterations, initial=start, desc=f"train {out.name}", quiet=quiet)
+    if default_log and progress.enabled(quiet):
+        log = lambda msg: bar.write(msg, file=sys.stderr)  # noqa: E731 - lines above the bar, not through it
 
     def evaluate(iteration: int) -> float:
         model.eval()
@@ -276,11 +354,12 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     model.train()
     for i in range(start, end):
         it = i + 1
-        lr = schedule.lr_at(i, lr0, milestones, sched.lr_decay)
+        decay = schedule.lr_at(i, 1.0, milestones, sched.lr_decay)
         for g in optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = g["lr0"] * decay
         row = dict.fromkeys(CURVE_COLUMNS, math.nan)
-        row.update(iteration=it, executed=0, lr=lr)
+        row.update(iteration=it, smd_dropped=1, lr=lr0 * decay,
+                   psg_lr=math.nan if psg_lr0 is None else psg_lr0 * decay)
         if not schedule.smd_dropped(config.seed, i, config.smd):
             pos = i * batch + np.arange(batch)
             epochs = pos // n_train
@@ -315,19 +394,24 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                 fallback = np.array(collect_fallback(model, psg_layers))
                 stats.fallback += torch.from_numpy(fallback)
                 stats.psg_steps += 1
+                row["psg_fallback_fraction"] = float((fallback * psg_sizes).sum() / psg_sizes.sum())
             energy_j += energy_of(None if block_exec is None else block_exec.numpy(), fallback)
-            row.update(executed=1, loss=float(loss.detach()),
+            row.update(smd_dropped=0, loss=float(loss.detach()),
                        train_accuracy=float((logits.argmax(1) == y).float().mean()))
         row["cumulative_energy_j"] = energy_j
         if it % config.eval_every == 0 or it == config.iterations:
             row["test_accuracy"] = evaluate(it)
-            log(f"iteration {it}/{config.iterations}: loss {row['loss']:.4f} test accuracy "
-                f"{row['test_accuracy']:.4f} energy {energy_j:.4g} J ({time.perf_counter() - t0:.1f} s)")
+            step = "dropped (SMD)" if row["smd_dropped"] else f"loss {row['loss']:.4f}"
+            log(f"iteration {it}/{config.iterations}: {step}, test accuracy {row['test_accuracy']:.4f}, "
+                f"energy {energy_j:.4g} J ({time.perf_counter() - t0:.1f} s)")
         rows.append(row)
+        bar.update(1)
         if it % ckpt_every == 0 or it == config.iterations:
             save(it)
+    bar.close()
     if end == config.iterations:
         plot_run(rows, out / "curves.png", read_run_record(out))
+        write_run_estimate(out, workload, config, batch, rows)
         log(f"done: {out}")
     return rows
 

@@ -46,7 +46,7 @@ def plot_run(rows: list[dict], path: Path, record: Mapping) -> None:
     a.plot(ev["iteration"], ev["test_accuracy"] * 100, marker="o")
     a.set_xlabel("scheduled iteration (count)")
     a.set_ylabel("test accuracy (%)")
-    done = df[df["executed"] == 1]
+    done = df[df["smd_dropped"] == 0]
     b.plot(done["iteration"], done["loss"], lw=0.8, color="tab:gray")
     b.set_xlabel("scheduled iteration (count)")
     b.set_ylabel("training loss (cross-entropy, nats)")

@@ -20,7 +20,8 @@ def write_stats(out: Path, workload: Workload, stats, config, batch: int) -> Non
     if stats.blocks and float(stats.samples) > 0:
         skip = (stats.skipped / stats.samples).tolist()
         record = SluStats(workload=workload.name, skip_ratio=dict(zip(stats.blocks, skip)), settings={
-            "slu_target": config.slu_target, "slu_beta": config.slu_beta, "data": config.data,
+            "slu_target": config.slu_target, "slu_beta": config.slu_beta, "slu_skipped": config.slu_skipped,
+            "data": config.data,
             "seed": config.seed, "samples": int(stats.samples), "batch_size": batch})
         write_atomic(out / SLU_FILE, dump_stats(record))
     steps = int(stats.psg_steps)
