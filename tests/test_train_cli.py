@@ -166,3 +166,17 @@ def test_digits_are_cropped_not_flipped():
         windows = [normalize(pad[k:k + 1, dy:dy + 32, dx:dx + 32])[0] for dy, dx in shifts]
         assert any(np.array_equal(x[k], w) for w in windows), k
     assert any(not np.array_equal(raw[k], raw[k, :, ::-1]) for k in range(len(idx)))
+
+
+def test_dropped_iterations_are_logged_as_dropped_and_quiet_is_silent(e2sim, tmp_path):
+    """An evaluation on an SMD-dropped iteration says 'dropped (SMD)' instead of 'loss nan'; --quiet prints
+    nothing on stderr (no bar either: stderr is not a terminal here)."""
+    run = ["train", "--workload", "resnet20_cifar10", "--data", "synthetic", "--iterations", "2", "--batch-size",
+           "2", "--smd", "0.99", "--eval-every", "1", "--threads", "1"]
+    r = e2sim(*run, "--out", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    lines = [m for m in r.stderr.splitlines() if m.startswith("iteration")]
+    assert len(lines) == 2 and all("dropped (SMD)" in m and "nan" not in m for m in lines), r.stderr
+    r = e2sim(*run, "--out", str(tmp_path / "b"), "--quiet")
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == ""
+    assert (tmp_path / "b" / "estimate.json").is_file()

@@ -113,6 +113,11 @@ def report(out: Path, elapsed_s: float | None) -> str:
       "gradients fall under the 5e-5 threshold and the full-precision fallback climbs towards 90% in deep "
       "layers (issue 12); BN, fc and gates keep lr 0.1. Skipped blocks are charged their forward pass "
       "(`--slu-skipped charged`, the official behaviour).")
+    p("- SLU's beta, measured before choosing it (`e2sim train --workload resnet20_cifar10 --iterations 150 "
+      "--batch-size 16 --slu --slu-target 0.5 --slu-beta B --threads 1 --eval-every 75`, seed 0; "
+      "`slu_executed_fraction` of curves.csv averaged over iterations 1-25 and 126-150): B = 1e-5: 0.27 then "
+      "0.13, the gates close far below the target and the regulariser cannot pull them back; B = 1e-3: 0.29 "
+      "then 0.32; B = 1e-2: 0.46 then 0.55, held at the target from both sides.")
     p("- Energy: e2sim's estimate on the `zedboard` profile of each run's executed iterations, priced "
       "iteration by iteration with what the iteration measured (executed blocks, PSG fallback).")
     p("")
