@@ -66,7 +66,7 @@ def _curve_rows(n=6, energy_per_it=1.5e3):
     rows = []
     for i in range(1, n + 1):
         row = dict.fromkeys(CURVE_COLUMNS, np.nan)
-        row.update(iteration=i, executed=int(i % 3 != 0), loss=2.0 / i, lr=0.1, cumulative_energy_j=i * energy_per_it,
+        row.update(iteration=i, smd_dropped=int(i % 3 == 0), loss=2.0 / i, lr=0.1, cumulative_energy_j=i * energy_per_it,
                    test_accuracy=0.1 * i if i % 2 == 0 else np.nan)
         rows.append(row)
     return rows

@@ -45,9 +45,34 @@ def study_args(out: Path, workers: int) -> list[str]:
     return args
 
 
+def latest_evaluation(run_dir: Path) -> dict | None:
+    """An unfinished run's values at its latest evaluation (None before its first checkpoint)."""
+    from e2sim.train.curves import CURVES_FILE, read_run_curves
+
+    if not (run_dir / CURVES_FILE).is_file():
+        return None
+    df = read_run_curves(run_dir)
+    ev = df[df["test_accuracy"].notna()]
+    if not len(ev):
+        return None
+    last = int(ev["iteration"].iloc[-1])
+    df = df[df["iteration"] <= last]
+    ran = df[df["smd_dropped"] == 0]
+
+    def mean(col):
+        v = ran[col].dropna()
+        return float(v.mean()) if len(v) else math.nan
+
+    return {"iterations": last, "final_test_accuracy": float(ev["test_accuracy"].iloc[-1]),
+            "energy_j": float(df["cumulative_energy_j"].iloc[-1]),
+            "executed_iterations_fraction": len(ran) / len(df),
+            "slu_executed_fraction": mean("slu_executed_fraction"),
+            "psg_fallback_fraction": mean("psg_fallback_fraction")}
+
+
 def finished_rows(out: Path):
-    """Study rows of the runs finished so far (the study's own functions; nothing is trained)."""
-    from e2sim.commands.train import train_config  # noqa: F401 - the same option handling as the CLI
+    """Study rows: finished runs as the study reads them; unfinished ones at their latest evaluation
+    (``state`` says which); nothing is trained."""
     from e2sim.train.study import STUDY_COLUMNS, is_finished, parse_configs, plan_runs, run_summary
 
     common = dict(workload=WORKLOAD, data=DATA, iterations=ITERATIONS, batch_size=BATCH, profile="zedboard",
@@ -58,9 +83,13 @@ def finished_rows(out: Path):
         row = dict.fromkeys(STUDY_COLUMNS, math.nan)
         row.update(config=r.config, seed=r.seed, iterations=r.train.iterations, run_dir=str(r.run_dir), error="")
         if is_finished(r):
-            row.update(status="ok", **run_summary(r.run_dir, r.train.iterations))
+            row.update(status="ok", state="finished", **run_summary(r.run_dir, r.train.iterations))
         else:
-            row.update(status="not finished")
+            latest = latest_evaluation(r.run_dir)
+            if latest is None:
+                row.update(status="missing", state="not started")
+            else:  # compared at its latest evaluation, against the baseline's curve at the same energy
+                row.update(status="ok", state="in progress", **latest)
         rows.append(row)
     return runs, rows
 
@@ -75,11 +104,19 @@ def _pm(mean: float, se: float, pct: bool = True) -> str:
 def report(out: Path, elapsed_s: float | None) -> str:
     from e2sim.train.study import BASELINE, summarize
 
+    import pandas as pd
+
     runs, rows = finished_rows(out)
     table, summary, curve = summarize(rows)
-    done = int((table["status"] == "ok").sum())
+    states = pd.DataFrame(rows)
+    done = int((states["state"] == "finished").sum())
     partial = done < len(runs)
     ok = table[table["status"] == "ok"]
+    # Saving per scheduled iteration (energy / iterations reached): for finished runs it equals the study's
+    # saving; for unfinished ones it is the saving their full schedule would show at the same pace.
+    per_it = (ok["energy_j"] / ok["iterations"]).groupby(ok["config"]).mean()
+    base_per_it = per_it.get(BASELINE, math.nan)
+    saving = {c: 1.0 - v / base_per_it for c, v in per_it.items()}
     L = []
     p = L.append
     p("# Training study on CPU: accuracy at equal energy (ResNet-20, digits)")
@@ -87,10 +124,14 @@ def report(out: Path, elapsed_s: float | None) -> str:
     p("Written by `python validation/reproduce_training.py` from the study in "
       f"`{out}` ({done} of {len(runs)} runs finished).")
     if partial:
+        going = int((states["state"] == "in progress").sum())
         p("")
-        p(f"**PARTIAL: only {done} of {len(runs)} runs finished before this file was written** (the shared 2-core "
-          "machine was loaded by other jobs). The table covers the finished runs; rerun the script to complete "
-          "the study (finished runs are reused).")
+        p(f"**PARTIAL: only {done} of {len(runs)} runs finished before this file was written**; {going} were "
+          f"in progress and {len(runs) - done - going} not started (the shared 2-core machine ran about a dozen "
+          "other jobs at the same time). An unfinished run enters the tables at its latest evaluation "
+          "(iteration shown), so its accuracy is mid-training, compared with the baseline's curve at the same "
+          "energy; it is not the final accuracy of the full schedule. Rerun the script to complete the study "
+          "(finished runs are reused, unfinished ones resume from their checkpoints).")
     p("")
     p("## Settings, and why")
     p("")
@@ -123,25 +164,29 @@ def report(out: Path, elapsed_s: float | None) -> str:
     p("")
     p("## Results")
     p("")
-    p("Accuracy is the final test accuracy (%, mean ± standard error over the finished seeds); energy in J "
-      "for the whole run; `baseline at equal energy` is the baseline's seed-averaged test-accuracy curve "
-      "interpolated at the configuration's mean energy (n/a outside the curve).")
+    p("Accuracy is the test accuracy at the last evaluation reached (%, mean ± standard error over seeds); "
+      "energy in J up to that iteration; saving: 1 - energy per scheduled iteration / the baseline's; "
+      "`baseline at equal energy` is the baseline's seed-averaged test-accuracy curve interpolated at the "
+      "configuration's mean energy (n/a outside the curve: no extrapolation).")
     p("")
-    p("| config | runs | accuracy (%) | energy (J) | saving | baseline at equal energy (%) | difference (points) | "
-      "SLU executed | PSG fallback |")
-    p("|---|---|---|---|---|---|---|---|---|")
+    p("| config | runs | iterations reached | accuracy (%) | energy (J) | saving | baseline at equal energy (%) | "
+      "difference (points) | SLU executed | PSG fallback |")
+    p("|---|---|---|---|---|---|---|---|---|---|")
     for r in summary.itertuples():
         g = ok[ok["config"] == r.config]
+        its = sorted(set(int(v) for v in g["iterations"])) if len(g) else []
+        reached = "-" if not its else (str(its[0]) if len(its) == 1 else f"{its[0]}-{its[-1]}")
         slu = g["slu_executed_fraction"].mean() if len(g) else math.nan
         fb = g["psg_fallback_fraction"].mean() if len(g) else math.nan
-        p(f"| {r.config} | {r.runs} | {_pm(r.accuracy_mean, r.accuracy_stderr)} | "
+        p(f"| {r.config} | {r.runs} | {reached} | {_pm(r.accuracy_mean, r.accuracy_stderr)} | "
           f"{_pm(r.energy_j_mean, r.energy_j_stderr, pct=False) if r.runs else 'n/a'} | "
-          f"{'n/a' if math.isnan(r.saving) else f'{100 * r.saving:.1f}%'} | "
+          f"{'n/a' if math.isnan(saving.get(r.config, math.nan)) else f'{100 * saving[r.config]:.1f}%'} | "
           f"{_pm(r.baseline_accuracy_at_equal_energy, math.nan)} | "
           f"{'n/a' if math.isnan(r.accuracy_difference) else f'{100 * r.accuracy_difference:+.1f}'} | "
           f"{'-' if math.isnan(slu) else f'{slu:.2f}'} | {'-' if math.isnan(fb) else f'{fb:.3f}'} |")
     p("")
-    p("Per run: `study.csv`; per configuration: `summary.csv`; figure: `study.png` (all in the study folder).")
+    p("Per run: the run folders' `curves.csv` under `runs/` of the study folder (and, once the study completes, its "
+      "`study.csv`, `summary.csv` and `study.png`).")
     p("")
     p("## What this shows")
     p("")
@@ -160,8 +205,9 @@ def report(out: Path, elapsed_s: float | None) -> str:
                        + ("within two standard errors (no difference resolved)" if within else
                           ("better than" if diff > 0 else "worse than") + " the baseline by more than two "
                           "standard errors"))
-        p(f"- `{r.config}`: saves {100 * r.saving:.0f}% of the baseline's energy; {verdict}.")
-    if len(base) and base.iloc[0].runs:
+        p(f"- `{r.config}`: saves {100 * saving.get(r.config, math.nan):.0f}% of the baseline's energy per scheduled "
+          f"iteration; {verdict}.")
+    if len(base) and base.iloc[0].runs > 1:
         p(f"- The baseline's seed spread: standard error {100 * base.iloc[0].accuracy_stderr:.1f} points over "
           f"{base.iloc[0].runs} seeds with 297 test images (a single run's binomial error alone is about "
           "2.3 points at 80% accuracy): effects below a few points cannot be resolved here.")
