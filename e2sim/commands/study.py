@@ -38,7 +38,7 @@ def study(workload, data, iterations, batch_size, configs, seeds, workers, sched
     from ..plotstyle import compose_title
     from ..train.study import (STUDY_PNG, RunsFailed, execute, parse_configs, plan_runs, plot_study, summarize,
                                write_tables)
-    from ..workload import load_workload
+    from ..workload_files import load_workload
 
     w = load_workload(workload)
     parsed = parse_configs(configs)
