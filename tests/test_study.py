@@ -76,7 +76,7 @@ def test_study_on_a_local_cluster_then_rerun_reuses_finished_runs(e2sim, tmp_pat
     assert ((out / "study.csv").read_bytes(), (out / "summary.csv").read_bytes()) == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")} == stamps
     # a run folder holding other settings is refused, not overwritten
-    r = e2sim(*[a if a != "0.5" else "0.25" for a in STUDY], "--out", str(out))
+    r = e2sim(*[a if a != "smd=--smd 0.5" else "smd=--smd 0.25" for a in STUDY], "--out", str(out))
     _one_line_error(r, "a run folder from other settings (differs in smd)")
 
 
