@@ -91,6 +91,11 @@ def finished_rows(out: Path):
             else:  # compared at its latest evaluation, against the baseline's curve at the same energy
                 row.update(status="ok", state="in progress", **latest)
         rows.append(row)
+    # A configuration with finished runs is reported by those only (seeds at other iterations would mix).
+    done = {r["config"] for r in rows if r["state"] == "finished"}
+    for r in rows:
+        if r["state"] == "in progress" and r["config"] in done:
+            r.update(status="missing", state="in progress (left out: finished seeds exist)")
     return runs, rows
 
 
@@ -124,13 +129,14 @@ def report(out: Path, elapsed_s: float | None) -> str:
     p("Written by `python validation/reproduce_training.py` from the study in "
       f"`{out}` ({done} of {len(runs)} runs finished).")
     if partial:
-        going = int((states["state"] == "in progress").sum())
+        going = int(states["state"].str.startswith("in progress").sum())
         p("")
         p(f"**PARTIAL: only {done} of {len(runs)} runs finished before this file was written**; {going} were "
           f"in progress and {len(runs) - done - going} not started (the shared 2-core machine ran about a dozen "
           "other jobs at the same time). An unfinished run enters the tables at its latest evaluation "
           "(iteration shown), so its accuracy is mid-training, compared with the baseline's curve at the same "
-          "energy; it is not the final accuracy of the full schedule. Rerun the script to complete the study "
+          "energy; it is not the final accuracy of the full schedule. A configuration with finished runs is "
+          "reported by those alone. Rerun the script to complete the study "
           "(finished runs are reused, unfinished ones resume from their checkpoints).")
     p("")
     p("## Settings, and why")
@@ -222,6 +228,11 @@ def report(out: Path, elapsed_s: float | None) -> str:
         p(f"- The baseline's seed spread: standard error {100 * base.iloc[0].accuracy_stderr:.1f} points over "
           f"{base.iloc[0].runs} seeds with 297 test images (a single run's binomial error alone is about "
           "2.3 points at 80% accuracy): effects below a few points cannot be resolved here.")
+    p("- Reading the equal-energy column: it is the baseline's own 1000-iteration curve read at the "
+      "configuration's energy, i.e. a baseline stopped early, before its lr decays, not a baseline trained "
+      "with a shorter schedule. A configuration that completes its lr schedule on less energy (SMD above all) "
+      "gains from that alone; the error bars are the configuration's seed spread only (the baseline's curve "
+      "has its own).")
     p("- What it does show: the training side runs every technique end to end, the energies come from "
       "the same estimate as `e2sim estimate` fed with what each run measured, and the equal-energy comparison "
       "separates a technique's saving from the accuracy its saved energy would have bought the baseline.")
