@@ -11,24 +11,6 @@ from e2sim.train.study import (BASELINE, SUMMARY_COLUMNS, StudyRun, accuracy_at_
                                parse_configs, plan_runs, summarize)
 
 
-class Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def e2sim(capsys):
-    from e2sim.cli import main
-
-    def run(*args):
-        with pytest.raises(SystemExit) as exc:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return Result(exc.value.code, out, err)
-
-    return run
-
-
 def _one_line_error(r, match):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()

@@ -10,24 +10,7 @@ import pytest
 from e2sim import plotstyle
 from e2sim.train.curves import CURVE_COLUMNS
 
-
-class Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def e2sim(capsys):
-    """Runs the CLI in-process (``e2sim.cli.main``: the same error handling as the console script)."""
-    from e2sim.cli import main
-
-    def run(*args):
-        with pytest.raises(SystemExit) as exc:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return Result(exc.value.code, out, err)
-
-    return run
+from conftest import CliResult
 
 
 def _one_line_error(r, match):
@@ -88,7 +71,7 @@ def test_crafted_pickle_is_refused_without_running_code(tmp_path):
     # a real process: the console entry point, nothing printed by the payload
     p = subprocess.run([sys.executable, "-m", "e2sim", "train", "--workload", "resnet20_cifar10", "--data",
                         str(evil), "--out", str(tmp_path / "r")], capture_output=True, text=True)
-    r = Result(p.returncode, p.stdout, p.stderr)
+    r = CliResult(p.returncode, p.stdout, p.stderr)
     _one_line_error(r, "refuses to load __builtin__.print")
     assert "pwned" not in r.stdout + r.stderr
 
