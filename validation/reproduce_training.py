@@ -254,7 +254,7 @@ def report(out: Path, elapsed_s: float | None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("/work/wt/training-study"), help="study folder")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "training-study", help="study folder")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--report-only", action="store_true", help="only write TRAINING.md from finished runs")
     ap.add_argument("--report", type=Path, default=ROOT / "validation" / "TRAINING.md")
