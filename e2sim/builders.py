@@ -10,8 +10,10 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
+from .records import validated
 from .workload import Block, Layer, Role
 
 Shape = tuple[int, int, int]
@@ -26,7 +28,7 @@ class _Net:
         self.blocks: list[Block] = []
 
     def _add(self, **kw) -> Layer:
-        layer = Layer(**kw)
+        layer = validated(Layer, kw)  # builders' shapes follow the user's dataset: checked
         self.layers.append(layer)
         return layer
 
@@ -152,7 +154,7 @@ def _pool(net: _Net, name: str, k: int, stride: int) -> Shape:
 def _conv_relu(net: _Net, name: str, cout: int, k: int, stride: int = 1, pad: int = 0, groups: int = 1,
                shape: Shape | None = None) -> Shape:
     s = net.conv(name, cout, k, stride, pad, groups=groups, shape=shape, role="stem")
-    net.layers[-1] = net.layers[-1].model_copy(update={"bias": True})
+    net.layers[-1] = dataclasses.replace(net.layers[-1], bias=True)
     net.shape = net.same(f"{name}.relu", "relu", s, role="stem")
     return net.shape
 
@@ -222,7 +224,7 @@ def yolov2(classes: int = 80, image_shape: Shape = (3, 416, 416)):
     net.shape = (trunk[0] + c * 4, h // 2, w // 2)  # reorg (stride 2) and concatenation: data movement only
     _conv_relu(net, "conv_cat", 1024, 3, 1, 1)
     s = net.conv("detect", 5 * (5 + classes), 1, 1, 0, role="stem")
-    net.layers[-1] = net.layers[-1].model_copy(update={"bias": True})
+    net.layers[-1] = dataclasses.replace(net.layers[-1], bias=True)
     net.shape = s
     return net.layers, net.blocks
 

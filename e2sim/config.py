@@ -1,33 +1,21 @@
-"""Strict YAML -> pydantic loading shared by workloads, hardware profiles and stats files.
+"""Strict YAML -> pydantic loading shared by workloads, hardware profiles and stats files (pydantic is
+imported when something is validated, not at import: see e2sim.records).
 
 Errors name the file and the key path (``layers.3.out_channels``) so the CLI can print one line.
 """
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-from pydantic import BaseModel, BeforeValidator, Field, Strict, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import E2simError
+from .records import Int, Real, validated  # noqa: F401 - Int, Real: the strict scalars of every model
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
-# A decimal number in YAML 1.2 notation. PyYAML (YAML 1.1) reads `3.2e9` and `1e-4` as strings (its floats
-# need a dot and a signed exponent), so those strings are numbers; "inf", "0x10", "1_000", " 2" are not.
-_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-
-
-def _yaml12_float(v: Any) -> Any:
-    return float(v) if isinstance(v, str) and _DECIMAL.fullmatch(v) else v
-
-
-# Strict scalar types for every config model: YAML's `true` or "10" is not silently an int, a string is not
-# a number (but for the exponent notation above), and a real number is finite (.inf / .nan are refused).
-Int = Annotated[int, Strict()]
-Real = Annotated[float, BeforeValidator(_yaml12_float), Strict(), Field(allow_inf_nan=False)]
+M = TypeVar("M")
 
 
 @functools.cache
@@ -109,14 +97,14 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
     # furthest names the actual problem, e.g. dataset.classes rather than "dataset is not a string").
     head = errors[0]["loc"][:1]
     err = max((e for e in errors if e["loc"][:1] == head), key=lambda e: len(e["loc"]))
-    loc_parts = (_input_loc(tuple(err["loc"]), data, err["type"] == "missing") if data is not None
-                 else list(err["loc"]))
+    missing = err["type"] in ("missing", "missing_argument")  # a model's, a record's
+    loc_parts = _input_loc(tuple(err["loc"]), data, missing) if data is not None else list(err["loc"])
     # A key with a control character (a quoted "a\nb" in YAML) is shown escaped: the message stays one line.
     loc = ".".join(str(x) if str(x).isprintable() else repr(x) for x in loc_parts)
     msg = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a record's
         msg = "unknown key"
-    elif err["type"] == "missing":
+    elif missing:
         msg = "missing required key"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
@@ -127,9 +115,12 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
 
 
 def validate(model: type[M], data: Any, source: str) -> M:
-    """Validate ``data`` against ``model``; raise E2simError naming ``source`` and the key path."""
+    """Validate ``data`` against ``model`` (a pydantic model or a record, e2sim.records); raise E2simError
+    naming ``source`` and the key path."""
+    from pydantic import ValidationError
+
     try:
-        return model.model_validate(data)
+        return model.model_validate(data) if hasattr(model, "model_validate") else validated(model, data)
     except ValidationError as exc:
         raise E2simError(f"{source}: {format_validation_error(exc, data)}") from None
 

@@ -7,40 +7,40 @@ applies to device figures and profile constants alike.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
-
-from pydantic import Field, RootModel
+from typing import Annotated, Literal
 
 from .config import load_model
 from .errors import E2simError
 from .profile import FpgaStatic, Sourced, _Strict as Strict
+from .records import Check
 from .workload import PKG_ROOT
 
 DEVICE_TABLE = PKG_ROOT / "hardware_profiles" / "devices" / "fpga.yaml"
 Family = Literal["zynq7000", "zynq_usplus", "kintex_ultrascale", "virtex7", "stratix5", "arria10", "cyclone5"]
 
 
+@dataclass(frozen=True)
 class Device(Strict):
-    part: str = Field(min_length=2)
-    board: str = Field(min_length=2)
+    part: Annotated[str, Check(min_length=2)]
+    board: Annotated[str, Check(min_length=2)]
     family: Family
-    node_nm: int = Field(ge=5, le=90)
-    dsp_count: int = Field(ge=1)
-    bram_bytes: int = Field(ge=1)
-    lut_count: int = Field(ge=1)
+    node_nm: Annotated[int, Check(ge=5, le=90)]
+    dsp_count: Annotated[int, Check(ge=1)]
+    bram_bytes: Annotated[int, Check(ge=1)]
+    lut_count: Annotated[int, Check(ge=1)]
     dram_bandwidth_bytes_per_s: Sourced
     dynamic_energy_ratio: Sourced  # per-event dynamic energy relative to 28 nm 7-series at 1.0 V
     static: FpgaStatic  # the same split as a profile's fpga.static
 
 
-class DeviceTable(RootModel[dict[str, Device]]):
-    pass
+DeviceTable = dict[str, Device]
 
 
 @lru_cache(maxsize=1)
 def device_table() -> dict[str, Device]:
-    return dict(load_model(DeviceTable, DEVICE_TABLE).root)
+    return load_model(DeviceTable, DEVICE_TABLE)
 
 
 def device_entry(key: str, where: str = "device") -> Device:

@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
@@ -23,21 +22,9 @@ from .energy import COMPONENTS, activity_matrix, component_energy, component_of
 from .lowering import geometry
 from .plan import Plan, base_plan, inference_plan
 from .profile import HardwareProfile, load_profile
+from .records import to_plain
 from .workload import Workload
 from .workload_files import load_workload
-
-
-def _plain(x):
-    """A pydantic model as plain JSON-able values, by its fields (model_dump would build the serializer of
-    every nested model on the first call: start-up time)."""
-    fields = getattr(type(x), "model_fields", None)
-    if fields is not None:
-        return {k: _plain(getattr(x, k)) for k in fields}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    return getattr(x, "value", x) if isinstance(x, Enum) else x
 
 
 BAND_LOW, BAND_HIGH = 0.05, 0.95  # quantiles of the band
@@ -90,7 +77,7 @@ def _components(profile: HardwareProfile) -> np.ndarray:
 def _profile_digest(profile: HardwareProfile) -> str:
     d = _derived(profile)
     if "digest" not in d:
-        blob = json.dumps(_plain(profile), sort_keys=True)
+        blob = json.dumps(to_plain(profile), sort_keys=True)
         d["digest"] = hashlib.sha256(blob.encode()).hexdigest()
     return d["digest"]
 

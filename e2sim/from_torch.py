@@ -26,6 +26,7 @@ import operator
 from collections import Counter
 
 from .errors import E2simError
+from .records import validated
 from .workload import DATASETS, Block, Dataset, Layer, Schedule, Workload
 
 # Cost-free operations: no arithmetic (views, reshapes, copies, concatenation, dropout, which e2sim counts
@@ -549,7 +550,8 @@ def assemble(layers: list[dict], image_shape, *, name: str, dataset, batch_size:
                 role = "shortcut" if rest.split(".")[0] in ("downsample", "shortcut") else "main"
             else:
                 role = "stem" if first_block_idx is None else "head"
-            built.append(Layer(block=block, role=role, **{k: v for k, v in e.items() if v is not None}))
+            fields = {k: v for k, v in e.items() if v is not None}
+            built.append(validated(Layer, dict(block=block, role=role, **fields)))
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = str(exc).splitlines()
         raise E2simError(f"{source}: layer {e['name']}: {' '.join(first[1:3]).strip()}") from None
@@ -559,7 +561,8 @@ def assemble(layers: list[dict], image_shape, *, name: str, dataset, batch_size:
     if dataset is None:
         ds = next((d for d in DATASETS.values() if d.classes == classes and d.image_shape == img), None)
         if ds is None:
-            ds = Dataset(name="custom", classes=classes, train_images=50_000, test_images=10_000, image_shape=img)
+            ds = validated(Dataset, dict(name="custom", classes=classes, train_images=50_000, test_images=10_000,
+                                         image_shape=img))
     elif isinstance(dataset, str):
         if dataset not in DATASETS:
             raise E2simError(f"{source}: unknown dataset {dataset!r}")
@@ -567,8 +570,8 @@ def assemble(layers: list[dict], image_shape, *, name: str, dataset, batch_size:
     else:
         ds = dataset
     try:
-        return Workload(name=name, model="custom", dataset=ds, batch_size=batch_size,
-                        schedule=schedule or Schedule(), layers=tuple(built), blocks=tuple(blocks))
+        return validated(Workload, dict(name=name, model="custom", dataset=ds, batch_size=batch_size,
+                                        schedule=schedule or Schedule(), layers=tuple(built), blocks=tuple(blocks)))
     except ValueError as exc:
         first = str(exc).splitlines()
         raise E2simError(f"{source}: {' '.join(first[1:3]).strip()}") from None

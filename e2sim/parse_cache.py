@@ -26,7 +26,7 @@ T = TypeVar("T")
 # Entries kept: a new one (a new file, or new parsing code) evicts the least recently written beyond this.
 MAX_ENTRIES = 128
 # Modules whose code turns a workload or profile file into a Workload or a HardwareProfile.
-PARSERS = ("workload.py", "workload_files.py", "builders.py", "config.py", "profile.py")
+PARSERS = ("records.py", "workload.py", "workload_files.py", "builders.py", "config.py", "profile.py")
 _stamp: str | None = None
 
 
@@ -43,7 +43,7 @@ def cache_dir() -> Path | None:
 def _code_stamp() -> str:
     global _stamp
     if _stamp is None:
-        import pydantic
+        from importlib.util import find_spec
 
         from . import __version__
 
@@ -51,7 +51,10 @@ def _code_stamp() -> str:
         here = Path(__file__).resolve().parent
         for name in PARSERS:
             h.update((here / name).read_bytes())
-        h.update(f"{__version__}|{sys.version}|{pydantic.VERSION}".encode())
+        # pydantic's version by its version file, not by importing it (the point of a cache hit is to skip
+        # pydantic: e2sim.records).
+        h.update(Path(find_spec("pydantic").origin).with_name("version.py").read_bytes())
+        h.update(f"{__version__}|{sys.version}".encode())
         _stamp = h.hexdigest()
     return _stamp
 

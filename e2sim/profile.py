@@ -29,13 +29,14 @@ rows and constants, the leave-one-out error, and the bootstrap sample the uncert
 """
 from __future__ import annotations
 
+import dataclasses
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from .config import Int, Real, bundled_or_path, load_model
+from .config import bundled_or_path, load_model
+from .records import CONFIG, Check, Int, Real, validated
 from .workload import PKG_ROOT
 
 PROFILE_DIR = PKG_ROOT / "hardware_profiles"
@@ -75,61 +76,69 @@ def constant_range(name: str) -> tuple[float, float, str]:
                 (0.0, float("inf"), ""))
 
 
-class _Strict(BaseModel):
-    # defer_build: validators are built on first validation, not at import (a profile read from the parse
-    # cache is never validated again).
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+# A profile section is a record (e2sim.records): a frozen dataclass that pydantic validates when a file is
+# parsed; a profile read from the parse cache is used without importing pydantic. Subclasses are dataclasses
+# too and call this __post_init__ first from their own.
+class _Strict:
+    __pydantic_config__ = CONFIG
 
-    @model_validator(mode="after")
-    def _physical_ranges(self):
+    def __post_init__(self) -> None:
         # Every {value, source} constant of every profile section, by its field name's unit.
-        for name in type(self).model_fields:
-            const = getattr(self, name)
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            const = getattr(self, f.name)
             if isinstance(const, (Sourced, SourcedInt)):
-                lo, hi, unit = constant_range(name)
+                lo, hi, unit = constant_range(f.name)
                 if not lo <= const.value <= hi:
                     unit = f" {unit}" if unit else ""
-                    raise ValueError(f"{name}: {const.value:g}{unit} is outside the physical range "
+                    raise ValueError(f"{f.name}: {const.value:g}{unit} is outside the physical range "
                                      f"[{lo:g}, {hi:g}]")
-        return self
 
 
+# A citation, or 'ESTIMATE: ...' with the reasoning.
+Source = Annotated[str, Check(min_length=8)]
+
+
+@dataclass(frozen=True)
 class Sourced(_Strict):
     """One constant with where it comes from: a finite number >= 0 (strict: `true` or "2" is no number)."""
 
-    value: Real = Field(ge=0)
-    source: str = Field(min_length=8, description="citation, or 'ESTIMATE: ...' with the reasoning")
+    value: Annotated[Real, Check(ge=0)]
+    source: Source
 
 
+@dataclass(frozen=True)
 class SourcedInt(_Strict):
-    value: Int = Field(ge=1)
-    source: str = Field(min_length=8)
+    value: Annotated[Int, Check(ge=1)]
+    source: Source
 
 
+@dataclass(frozen=True)
 class SourcedDataflow(_Strict):
     value: Dataflow
-    source: str = Field(min_length=8)
+    source: Source
 
 
+@dataclass(frozen=True)
 class ThroughputRule(_Strict):
     """MACs one PE completes per cycle for integer operands of at most ``max_bits`` bits (both)."""
 
-    max_bits: Int = Field(ge=2, le=32)
+    max_bits: Annotated[Int, Check(ge=2, le=32)]
     macs_per_pe_per_cycle: Sourced
 
 
+@dataclass(frozen=True)
 class Array(_Strict):
     rows_count: SourcedInt
     cols_count: SourcedInt
     dataflow: SourcedDataflow
     clock_hz: Sourced
     # Integer throughput by operand width: the first rule whose max_bits covers both operands applies.
-    int_throughput: list[ThroughputRule] = Field(min_length=1)
+    int_throughput: Annotated[list[ThroughputRule], Check(min_length=1)]
     fp16_macs_per_pe_per_cycle: Sourced
     fp32_macs_per_pe_per_cycle: Sourced
 
-    @model_validator(mode="after")
-    def _check(self) -> Array:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         bits = [r.max_bits for r in self.int_throughput]
         if bits != sorted(bits) or len(set(bits)) != len(bits):
             raise ValueError("int_throughput: max_bits must be strictly increasing")
@@ -141,33 +150,35 @@ class Array(_Strict):
         for i, r in enumerate(self.int_throughput):
             if r.macs_per_pe_per_cycle.value <= 0:
                 raise ValueError(f"int_throughput.{i}.macs_per_pe_per_cycle: must be positive")
-        return self
 
 
+@dataclass(frozen=True)
 class Buffer(_Strict):
     size_bytes: Sourced
     read_pj_per_bit: Sourced
     write_pj_per_bit: Sourced
 
 
+@dataclass(frozen=True)
 class Buffers(_Strict):
     ifmap: Buffer
     filter: Buffer
     ofmap: Buffer
 
 
+@dataclass(frozen=True)
 class Dram(_Strict):
     bandwidth_bytes_per_s: Sourced
     read_pj_per_bit: Sourced
     write_pj_per_bit: Sourced
 
-    @model_validator(mode="after")
-    def _check(self) -> Dram:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.bandwidth_bytes_per_s.value <= 0:
             raise ValueError("bandwidth_bytes_per_s: must be positive")
-        return self
 
 
+@dataclass(frozen=True)
 class Compute(_Strict):
     """ASIC arithmetic (see module doc)."""
 
@@ -179,6 +190,7 @@ class Compute(_Strict):
     add_fp32_pj: Sourced
 
 
+@dataclass(frozen=True)
 class FpgaUnits(_Strict):
     """Structural facts of the FPGA datapath (not fitted)."""
 
@@ -192,16 +204,16 @@ class FpgaUnits(_Strict):
     fp16_add_lut_count: Sourced
     fp32_add_lut_count: Sourced
 
-    @model_validator(mode="after")
-    def _check(self) -> FpgaUnits:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.dsp_per_pe_count.value <= 0:
             raise ValueError("dsp_per_pe_count: must be positive")
         for name in ("int12_toggle_fraction", "int18_toggle_fraction"):
             if not 0 < getattr(self, name).value <= 1:
                 raise ValueError(f"{name}: must be in (0, 1]")
-        return self
 
 
+@dataclass(frozen=True)
 class FpgaEnergy(_Strict):
     """Per-event FPGA energies (linear constants)."""
 
@@ -210,6 +222,7 @@ class FpgaEnergy(_Strict):
     clock_pj_per_dsp_cycle: Sourced
 
 
+@dataclass(frozen=True)
 class FpgaStatic(_Strict):
     """Board static power split (linear constants, W)."""
 
@@ -219,24 +232,28 @@ class FpgaStatic(_Strict):
     board_w: Sourced
 
 
+@dataclass(frozen=True)
 class Fpga(_Strict):
-    device: str = Field(min_length=1, description="key of the device table (e2sim/devices.yaml)")
+    device: Annotated[str, Check(min_length=1)]  # key of the device table (e2sim/devices.yaml)
     units: FpgaUnits
     energy: FpgaEnergy
     static: FpgaStatic
 
 
+@dataclass(frozen=True)
 class Bootstrap(_Strict):
     """Constant vectors (SI, one per bootstrap replicate of the fit) and each replicate's model residual."""
 
-    constants: list[str] = Field(min_length=1)
-    vectors_si: list[list[float]] = Field(min_length=2)
-    residual_fractions: list[float] = Field(min_length=2)
-    time_ratios: list[float] = Field(min_length=2, description="published / predicted time of resampled rows")
+    constants: Annotated[list[str], Check(min_length=1)]
+    vectors_si: Annotated[list[list[float]], Check(min_length=2)]
+    residual_fractions: Annotated[list[float], Check(min_length=2)]
+    # published / predicted time of resampled rows
+    time_ratios: Annotated[list[float], Check(min_length=2)]
 
-    @model_validator(mode="after")
-    def _check(self) -> Bootstrap:
+    def __post_init__(self) -> None:
         import math
+
+        super().__post_init__()
 
         n = len(self.constants)
         if any(len(v) != n for v in self.vectors_si):
@@ -248,35 +265,36 @@ class Bootstrap(_Strict):
             raise ValueError("vectors_si / residual_fractions / time_ratios: values must be finite, vectors >= 0")
         if min(self.residual_fractions) <= -1 or min(self.time_ratios) <= 0:
             raise ValueError("residual_fractions must be > -1 and time_ratios > 0")
-        return self
 
 
+@dataclass(frozen=True)
 class Calibration(_Strict):
     """What a calibrated profile was fitted to (written by validation/published/calibrate_zedboard.py)."""
 
-    method: str = Field(min_length=8)
-    rows_fitted: list[str] = Field(min_length=1)
-    groups_fitted: list[str] = Field(min_length=1, description="groups of constants scaled by the fit")
-    constants_fitted: list[str] = Field(min_length=1)
-    scales: dict[str, float] = Field(description="fitted scale of each group relative to the prior")
-    loo_median_abs_error_fraction: float = Field(ge=0, allow_inf_nan=False)
+    method: Annotated[str, Check(min_length=8)]
+    rows_fitted: Annotated[list[str], Check(min_length=1)]
+    groups_fitted: Annotated[list[str], Check(min_length=1)]  # groups of constants scaled by the fit
+    constants_fitted: Annotated[list[str], Check(min_length=1)]
+    scales: dict[str, float]  # fitted scale of each group relative to the prior
+    loo_median_abs_error_fraction: Annotated[float, Check(ge=0, allow_inf_nan=False)]
     bootstrap: Bootstrap
 
 
+@dataclass(frozen=True)
 class HardwareProfile(_Strict):
-    schema_version: Literal[1] = 1
-    name: str = Field(min_length=1)
-    description: str = Field(min_length=1)
+    name: Annotated[str, Check(min_length=1)]
+    description: Annotated[str, Check(min_length=1)]
     array: Array
     buffers: Buffers
     dram: Dram
+    schema_version: Literal[1] = 1
     compute: Compute | None = None
     fpga: Fpga | None = None
     static_power_w: Sourced | None = None
     calibration: Calibration | None = None
 
-    @model_validator(mode="after")
-    def _kind(self) -> HardwareProfile:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if (self.compute is None) == (self.fpga is None):
             raise ValueError("exactly one of compute (ASIC) and fpga must be given")
         if self.compute is not None and self.static_power_w is None:
@@ -287,7 +305,7 @@ class HardwareProfile(_Strict):
             unknown = sorted(set(self.calibration.bootstrap.constants) - set(self.linear_constants()))
             if unknown:
                 raise ValueError(f"calibration.bootstrap.constants: not linear constants of this profile: {unknown}")
-        return self
+        self._units()
 
     @property
     def is_fpga(self) -> bool:
@@ -301,20 +319,18 @@ class HardwareProfile(_Strict):
         s = self.fpga.static
         return s.ps_w.value + s.pl_w.value + s.ddr_w.value + s.board_w.value
 
-    @model_validator(mode="after")
-    def _units(self) -> HardwareProfile:
+    def _units(self) -> None:
         subs = [self.array, self.buffers.ifmap, self.buffers.filter, self.buffers.ofmap, self.dram]
         if self.compute is not None:
             subs.append(self.compute)
         if self.fpga is not None:
             subs += [self.fpga.units, self.fpga.energy, self.fpga.static]
         for sub in subs:
-            for name in type(sub).model_fields:
-                if name in ("dataflow", "int_throughput"):
+            for f in dataclasses.fields(sub):
+                if f.name in ("dataflow", "int_throughput"):
                     continue
-                if not _UNIT_SUFFIX.search(name):
-                    raise ValueError(f"{name}: field name has no unit suffix")
-        return self
+                if not _UNIT_SUFFIX.search(f.name):
+                    raise ValueError(f"{f.name}: field name has no unit suffix")
 
     # Linear constants, by dotted path, that calibration may fit (energy is linear in each).
     def linear_constants(self) -> dict[str, float]:
@@ -350,7 +366,7 @@ class HardwareProfile(_Strict):
     def with_constants(self, values_si: dict[str, float], note: str) -> HardwareProfile:
         """A copy with the given linear constants (dotted path -> SI value) replaced; ``note`` goes into
         each replaced constant's source."""
-        data = self.model_dump()
+        data = dataclasses.asdict(self)
         for path, v in values_si.items():
             node = data
             *parents, leaf = path.split(".")
@@ -358,7 +374,7 @@ class HardwareProfile(_Strict):
                 node = node[key]
             factor = 1e-12 if "_pj" in leaf else 1.0
             node[leaf] = {"value": v / factor, "source": f"{note}; was {node[leaf]['value']:.6g}"}
-        return HardwareProfile.model_validate(data)
+        return validated(HardwareProfile, data)
 
 
 def bundled_profiles() -> dict[str, Path]:

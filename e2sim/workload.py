@@ -8,13 +8,12 @@ types, so the dependency runs one way.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from .config import Int, Real
+from .records import CONFIG, Check, Int, Real
 
 PKG_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,30 +40,30 @@ MAX_BATCH = 2**14
 # A training schedule of a billion iterations is ~15,000x E2-Train's 64k; more is a typo, not a run.
 MAX_ITERATIONS = 10**9
 MAX_IMAGES = 10**10
-Dim = Annotated[Int, Field(ge=1, le=MAX_DIM)]
-Shape3 = Annotated[tuple[Dim, Dim, Dim], Field(description="(C, H, W) per sample")]
+Dim = Annotated[Int, Check(ge=1, le=MAX_DIM)]
+Shape3 = tuple[Dim, Dim, Dim]  # (C, H, W) per sample
 Pair = tuple[Dim, Dim]
-BatchSize = Annotated[Int, Field(ge=1, le=MAX_BATCH)]
-Iterations = Annotated[Int, Field(ge=1, le=MAX_ITERATIONS)]
+BatchSize = Annotated[Int, Check(ge=1, le=MAX_BATCH)]
+Iterations = Annotated[Int, Check(ge=1, le=MAX_ITERATIONS)]
 
 
 def _elems(shape: tuple[int, int, int]) -> int:
     return shape[0] * shape[1] * shape[2]
-NonNeg = Annotated[Int, Field(ge=0, le=MAX_DIM)]
+NonNeg = Annotated[Int, Check(ge=0, le=MAX_DIM)]
+Name = Annotated[str, Check(min_length=1)]
 
 
-class _Strict(BaseModel):
-    # defer_build: a model's validator is built on its first validation, not at import (start-up time; a
-    # workload read from the parse cache is never validated again).
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
-class Layer(_Strict):
+# Records (e2sim.records): frozen dataclasses that pydantic validates when a file is parsed; a workload read
+# from the parse cache is used without importing pydantic.
+@dataclass(frozen=True)
+class Layer:
     """One layer. Shapes are per sample and per step (see ``steps``), (channels, height, width); linear,
     lstm and gru layers use (features, 1, 1); a matmul uses in_shape (batch, M, K) for its first operand A
     and out_shape (batch, M, N), its second operand B being (batch, K, N)."""
 
-    name: str = Field(min_length=1)
+    __pydantic_config__ = CONFIG
+
+    name: Name
     kind: LayerKind
     in_shape: Shape3
     out_shape: Shape3
@@ -72,14 +71,14 @@ class Layer(_Strict):
     role: Role = "main"
     kernel: Pair = (1, 1)
     stride: Pair = (1, 1)
-    padding: tuple[Annotated[Int, Field(ge=0, le=MAX_DIM)], Annotated[Int, Field(ge=0, le=MAX_DIM)]] = (0, 0)
+    padding: tuple[NonNeg, NonNeg] = (0, 0)
     dilation: Pair = (1, 1)
     # conv_transpose: extra rows/columns on the bottom/right of the output (torch's output_padding).
     output_padding: tuple[NonNeg, NonNeg] = (0, 0)
     groups: Dim = 1
     bias: bool = False
     # Number of inputs of an `add` or `mul` layer (a residual add has 2).
-    n_inputs: Annotated[Int, Field(ge=1, le=64)] = 1
+    n_inputs: Annotated[Int, Check(ge=1, le=64)] = 1
     # How many times the layer runs per sample: the time steps of an lstm/gru, the positions a linear
     # layer is applied to (the leading dimensions of an N-D input), the frames of a sequence folded into
     # the batch dimension. Every count is per step times steps.
@@ -99,8 +98,7 @@ class Layer(_Strict):
     # reads the shared weights and accumulates into their gradient but has no update of its own.
     weights_from: str | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Layer:
+    def __post_init__(self) -> None:
         cin, hin, win = self.in_shape
         cout, hout, wout = self.out_shape
         k = self.kind
@@ -150,7 +148,6 @@ class Layer(_Strict):
             raise ValueError(f"{self.weight_elems:,} weights (at most 2^36)")
         if self.fwd_macs > MAX_LAYER_MACS:
             raise ValueError(f"{self.fwd_macs:,} forward MACs per sample (at most 2^40)")
-        return self
 
     @property
     def fwd_macs(self) -> int:
@@ -200,87 +197,99 @@ def sample_work(layers) -> int:
     return sum(L.fwd_macs + (_elems(L.in_shape) + _elems(L.out_shape)) * L.steps + L.weight_elems for L in layers)
 
 
-class Block(_Strict):
+@dataclass(frozen=True)
+class Block:
     """A residual block. `gated` blocks are the ones selective layer update may skip."""
 
+    __pydantic_config__ = CONFIG
+
     name: str
-    stage: Int = Field(ge=0, le=64)
+    stage: Annotated[Int, Check(ge=0, le=64)]
     gated: bool
 
 
-class Dataset(_Strict):
+Images = Annotated[Int, Check(ge=1, le=MAX_IMAGES)]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    __pydantic_config__ = CONFIG
+
     name: str
     classes: Dim
-    train_images: Annotated[Int, Field(ge=1, le=MAX_IMAGES)]
-    test_images: Annotated[Int, Field(ge=1, le=MAX_IMAGES)]
+    train_images: Images
+    test_images: Images
     image_shape: Shape3
 
-    @model_validator(mode="after")
-    def _check(self) -> Dataset:
+    def __post_init__(self) -> None:
         # The bundled builders' stems widen the image to 32 channels at full resolution: bound the pixels
         # so that layer stays within MAX_LAYER_ELEMS (a 2^14 x 2^14 image), and the channels likewise.
         _, h, w = self.image_shape
         if h * w > 2**28 or _elems(self.image_shape) > MAX_LAYER_ELEMS:
             raise ValueError(f"image_shape {self.image_shape}: at most 2^28 pixels (16384 x 16384) and 2^36 "
                              f"elements per image")
-        return self
 
 
-# model_construct: these literals are valid (tests validate them), and validating at import costs start-up.
 DATASETS: dict[str, Dataset] = {
     # Krizhevsky 2009, "Learning Multiple Layers of Features from Tiny Images": 50,000 train / 10,000 test.
-    "cifar10": Dataset.model_construct(name="cifar10", classes=10, train_images=50_000, test_images=10_000,
-                                       image_shape=(3, 32, 32)),
-    "cifar100": Dataset.model_construct(name="cifar100", classes=100, train_images=50_000, test_images=10_000,
-                                        image_shape=(3, 32, 32)),
+    "cifar10": Dataset(name="cifar10", classes=10, train_images=50_000, test_images=10_000, image_shape=(3, 32, 32)),
+    "cifar100": Dataset(name="cifar100", classes=100, train_images=50_000, test_images=10_000,
+                        image_shape=(3, 32, 32)),
 }
 
 
-class Schedule(_Strict):
+@dataclass(frozen=True)
+class Schedule:
     """Training schedule; defaults are E2-Train's (../shared/reference/e2train-paper.md §6)."""
+
+    __pydantic_config__ = CONFIG
 
     iterations: Iterations = 64_000
     # A learning rate above 10 or a weight decay above 1 diverges at once: typos, not settings.
-    lr: Real = Field(0.1, gt=0, le=10)
-    lr_milestones: tuple[Iterations, ...] = Field((32_000, 48_000), max_length=64)
-    lr_decay: Real = Field(0.1, gt=0, le=1)
-    momentum: Real = Field(0.9, ge=0, lt=1)
-    weight_decay: Real = Field(1e-4, ge=0, le=1)
+    lr: Annotated[Real, Check(gt=0, le=10)] = 0.1
+    lr_milestones: Annotated[tuple[Iterations, ...], Check(max_length=64)] = (32_000, 48_000)
+    lr_decay: Annotated[Real, Check(gt=0, le=1)] = 0.1
+    momentum: Annotated[Real, Check(ge=0, lt=1)] = 0.9
+    weight_decay: Annotated[Real, Check(ge=0, le=1)] = 1e-4
 
-    @model_validator(mode="after")
-    def _check(self) -> Schedule:
+    def __post_init__(self) -> None:
         m = self.lr_milestones
         if any(b <= a for a, b in zip(m, m[1:])):
             raise ValueError(f"lr_milestones {list(m)} must be strictly increasing")
-        return self
 
 
-class WorkloadFile(_Strict):
-    """What a workload YAML file holds."""
+@dataclass(frozen=True)
+class WorkloadFile:
+    """What a workload YAML file holds. ``model``: a bundled builder's name, or 'custom' with explicit
+    layers."""
 
+    __pydantic_config__ = CONFIG
+
+    name: Name
+    model: Name
     schema_version: Literal[1] = 1
-    name: str = Field(min_length=1)
-    model: str = Field(min_length=1, description="bundled builder name, or 'custom' with explicit layers")
     dataset: str | Dataset = "cifar10"
     batch_size: BatchSize = 128
-    schedule: Schedule = Field(default_factory=Schedule)
-    layers: list[Layer] | None = Field(None, max_length=10_000)
-    blocks: list[Block] | None = Field(None, max_length=10_000)
+    schedule: Schedule = field(default_factory=Schedule)
+    layers: Annotated[list[Layer], Check(max_length=10_000)] | None = None
+    blocks: Annotated[list[Block], Check(max_length=10_000)] | None = None
 
 
-class Workload(_Strict):
+@dataclass(frozen=True)
+class Workload:
     """A resolved workload: model layers, blocks, dataset, batch size and schedule."""
+
+    __pydantic_config__ = CONFIG
 
     name: str
     model: str
     dataset: Dataset
     batch_size: BatchSize
-    schedule: Schedule = Field(default_factory=Schedule)
     layers: tuple[Layer, ...]
+    schedule: Schedule = field(default_factory=Schedule)
     blocks: tuple[Block, ...] = ()
 
-    @model_validator(mode="after")
-    def _check(self) -> Workload:
+    def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a workload needs at least one layer")
         by_name = {layer.name: layer for layer in self.layers}  # dicts, not list scans: 600+ layers with gates
@@ -311,7 +320,6 @@ class Workload(_Strict):
         if work > MAX_SAMPLE_WORK:
             raise ValueError(f"layers: {work:,} forward MACs plus tensor and weight elements per sample (at most "
                              f"2^42, ~100x VGG-16 at 224x224)")
-        return self
 
     @cached_property
     def layer_index(self) -> dict[str, int]:

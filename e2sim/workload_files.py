@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from .config import bundled_or_path, format_validation_error, load_model, validate
 from .errors import E2simError
 from .workload import DATASETS, MAX_SAMPLE_WORK, PKG_ROOT, Dataset, Workload, WorkloadFile, sample_work
@@ -20,6 +18,8 @@ def bundled_workloads() -> dict[str, Path]:
 
 def resolve(spec: WorkloadFile, source: str = "<workload>") -> Workload:
     """Turn a workload file into a Workload, building the layers for a bundled model."""
+    from pydantic import ValidationError
+
     from .builders import BUILDERS  # only when parsing: a cached workload needs no builder (start-up time)
 
     if isinstance(spec.dataset, Dataset):

@@ -1,6 +1,7 @@
 """The estimate's band (from the profile's calibration bootstrap), the savings band and the sensitivities."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from e2sim.cli import run
 from e2sim.estimate import estimate
 from e2sim.profile import load_profile
+from e2sim.records import validated
 from e2sim.savings import compare, configure, estimate_with_savings
 from e2sim.workload import PKG_ROOT
 
@@ -62,9 +64,9 @@ def test_sensitivity_is_the_exact_elasticity(profile):
     assert set(s) == set(e.profile.linear_constants())
     assert sum(s.values()) == pytest.approx(1.0, rel=1e-9)  # E is linear and homogeneous in the constants
     # finite difference on the DRAM read energy: d ln E / d ln c
-    raw = e.profile.model_dump()
+    raw = dataclasses.asdict(e.profile)
     raw["dram"]["read_pj_per_bit"]["value"] *= 1.01
-    bumped = estimate("resnet20_cifar10", type(e.profile).model_validate(raw), "int16", iterations=3)
+    bumped = estimate("resnet20_cifar10", validated(type(e.profile), raw), "int16", iterations=3)
     assert np.log(bumped.energy_j / e.energy_j) / np.log(1.01) == pytest.approx(s["dram.read_pj_per_bit"], rel=1e-2)
 
 

@@ -1,6 +1,7 @@
 """Energy and estimate: a hand-computed toy case, the activity identity, invariants (hypothesis)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -12,17 +13,18 @@ from e2sim.counts import PASSES, count
 from e2sim.estimate import estimate, estimate_plan
 from e2sim.plan import base_plan
 from e2sim.profile import bundled_profiles, load_profile
+from e2sim.records import validated
 from e2sim.workload import PKG_ROOT, Dataset, WorkloadFile
 from e2sim.workload_files import load_workload, resolve
 
 
 def toy(cin=64, cout=10, batch=4, iterations=3):
-    spec = WorkloadFile(
+    spec = validated(WorkloadFile, dict(
         name="toy", model="custom", batch_size=batch, schedule={"iterations": iterations, "lr_milestones": []},
         dataset=Dataset(name="toy", classes=cout, train_images=100, test_images=10, image_shape=(cin, 1, 1)),
         layers=[{"name": "fc", "kind": "linear", "in_shape": (cin, 1, 1), "out_shape": (cout, 1, 1),
                  "role": "head", "needs_input_grad": False}],
-    )
+    ))
     return resolve(spec)
 
 
@@ -71,9 +73,9 @@ def test_breakdowns_sum_and_activity_identity(name, profile):
     assert list(coef) == list(values)
     assert sum(coef[k] * values[k] for k in coef) == pytest.approx(est.energy_j, rel=1e-12)
     # Perturbing one constant changes the energy by exactly its coefficient (linearity).
-    raw = est.profile.model_dump()
+    raw = dataclasses.asdict(est.profile)
     raw["dram"]["read_pj_per_bit"]["value"] += 1.0
-    bumped = estimate(name, type(est.profile).model_validate(raw), "int16", iterations=10)
+    bumped = estimate(name, validated(type(est.profile), raw), "int16", iterations=10)
     assert bumped.energy_j - est.energy_j == pytest.approx(coef["dram.read_pj_per_bit"] * 1e-12, rel=1e-9)
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from e2sim.config import validate
 from e2sim.errors import E2simError
 from e2sim.profile import HardwareProfile, Sourced, bundled_profiles, load_profile
+from e2sim.records import validated
 
 
 def _raw(name="zedboard") -> dict:
@@ -139,5 +140,5 @@ def test_unknown_key_rejected_with_key(section, key):
 
 
 def test_sourced_value_model():
-    with pytest.raises(ValueError):
-        Sourced(value=1.0, source="")
+    with pytest.raises(ValueError):  # pydantic's ValidationError
+        validated(Sourced, {"value": 1.0, "source": ""})

@@ -14,15 +14,16 @@ def import_model(model, out, name, batch_size) -> None:
 
     from ..from_onnx import workload_from_onnx
     from ..output import write_atomic
+    from ..records import to_plain
     from ..workload import DATASETS
 
     w = workload_from_onnx(model, name=name, batch_size=batch_size)
     doc = {
         "schema_version": 1, "name": w.name, "model": "custom",
-        "dataset": w.dataset.name if w.dataset.name in DATASETS else w.dataset.model_dump(mode="json"),
+        "dataset": w.dataset.name if w.dataset.name in DATASETS else to_plain(w.dataset),
         "batch_size": w.batch_size,
-        "blocks": [b.model_dump(mode="json") for b in w.blocks],
-        "layers": [layer.model_dump(mode="json", exclude_defaults=True) for layer in w.layers],
+        "blocks": [to_plain(b) for b in w.blocks],
+        "layers": [to_plain(layer, exclude_defaults=True) for layer in w.layers],
     }
     write_atomic(out, yaml.safe_dump(doc, sort_keys=False))
     click.echo(f"{out}: {len(w.layers)} layers, {len(w.blocks)} blocks, "

@@ -18,6 +18,7 @@ main items run on (1 - r) x batch samples in expectation.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -69,7 +70,7 @@ def add_gates(workload: Workload) -> Workload:
             layers.extend(gate_layers(b, layer.in_shape, owner))
             owner = owner or b
         layers.append(layer)
-    return Workload.model_validate({**dict(workload), "layers": tuple(layers)})
+    return dataclasses.replace(workload, layers=tuple(layers))
 
 
 def keep_per_layer(counts, skip: Mapping[str, float]) -> np.ndarray:

@@ -23,6 +23,7 @@ linear. Leave-one-out: each fitted row is predicted from a fit on the others.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,11 +167,12 @@ def design_profile(base, r: pd.Series):
     """The base (FPGA) profile re-targeted to a design row, and the per-constant ratio design / base."""
     from ..devices import device_entry
     from ..profile import HardwareProfile
+    from ..records import validated
 
     dev = device_entry(r["device"], "device")
     home = device_entry(base.fpga.device, f"{base.name}: fpga.device")
     lanes = int(r["array_rows"] * r["array_cols"])
-    data = base.model_dump()
+    data = dataclasses.asdict(base)
     src = f"published design {r['id']}"
     one = {"value": 1.0, "source": f"{src}: one MAC per lane per cycle"}
     arr = data["array"]
@@ -189,7 +191,7 @@ def design_profile(base, r: pd.Series):
     data["fpga"]["device"] = r["device"]
     for b in ("ifmap", "filter", "ofmap"):
         data["buffers"][b]["size_bytes"] = {"value": dev.bram_bytes / 3, "source": f"{r['device']} BRAM / 3"}
-    data["dram"]["bandwidth_bytes_per_s"] = dev.dram_bandwidth_bytes_per_s.model_dump()
+    data["dram"]["bandwidth_bytes_per_s"] = dataclasses.asdict(dev.dram_bandwidth_bytes_per_s)
     names = list(base.linear_constants())
     ratio = np.ones(len(names))
     dyn = dev.dynamic_energy_ratio.value / home.dynamic_energy_ratio.value
@@ -203,7 +205,7 @@ def design_profile(base, r: pd.Series):
             if dev.static.ps_w.value == 0 and base.calibration is not None:  # a PCIe card: its nuisance scale
                 ratio[k] *= base.calibration.scales.get(CARD, 1.0)
     values = np.fromiter(base.linear_constants().values(), float) * ratio
-    prof = HardwareProfile.model_validate(data).with_constants(
+    prof = validated(HardwareProfile, data).with_constants(
         dict(zip(names, values)), f"{src}: the profile's value x the {r['device']} device ratio")
     return prof, ratio
 

@@ -1,0 +1,99 @@
+"""Frozen records that pydantic validates on demand, without importing pydantic at import time.
+
+The workload and hardware-profile types are stdlib frozen dataclasses: a command whose inputs come from the
+parse cache computes on them without importing pydantic (about 150 ms, three times the interpreter's own
+start-up; issue 13). When a file is parsed, or a record is built from data (:func:`validated`), pydantic
+validates the same dataclass: it reads each field's annotation, with the constraints of :class:`Check`
+(metadata that pydantic asks for its schema), forbids unknown keys (``__pydantic_config__``) and runs
+``__post_init__``, where each record keeps its cross-field checks. Constructing a record directly (trusted
+code with known-good values) runs only ``__post_init__``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+R = TypeVar("R")
+
+# pydantic's config for every record: unknown keys are errors (a typo never silently keeps a default).
+CONFIG = {"extra": "forbid"}
+
+
+class Check:
+    """Constraints on one field, in pydantic-core's schema keywords (``strict``, ``ge``, ``le``, ``gt``,
+    ``lt``, ``min_length``, ``max_length``, ``allow_inf_nan``), and an optional ``before`` function applied
+    to the raw input first. Plain data until pydantic builds a validator."""
+
+    __slots__ = ("before", "constraints")
+
+    def __init__(self, before=None, **constraints: Any):
+        self.before = before
+        self.constraints = constraints
+
+    def __repr__(self) -> str:
+        return f"Check({self.constraints})"
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        from pydantic_core import core_schema
+
+        schema = handler(source)
+        inner = schema
+        while inner.get("type") in ("function-before", "function-after", "function-wrap"):
+            inner = inner["schema"]  # the constraints bound the value, not a wrapper (e.g. Real's before)
+        inner.update(self.constraints)
+        if self.before is not None:
+            schema = core_schema.no_info_before_validator_function(self.before, schema)
+        return schema
+
+
+# A decimal number in YAML 1.2 notation. PyYAML (YAML 1.1) reads `3.2e9` and `1e-4` as strings (its floats
+# need a dot and a signed exponent), so those strings are numbers; "inf", "0x10", "1_000", " 2" are not.
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _yaml12_float(v: Any) -> Any:
+    return float(v) if isinstance(v, str) and _DECIMAL.fullmatch(v) else v
+
+
+# Strict scalar types for every config model: YAML's `true` or "10" is not silently an int, a string is not
+# a number (but for the exponent notation above), and a real number is finite (.inf / .nan are refused).
+Int = Annotated[int, Check(strict=True)]
+Real = Annotated[float, Check(_yaml12_float, strict=True, allow_inf_nan=False)]
+
+
+@functools.cache
+def _adapter(cls):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(cls)
+
+
+def validated(cls: type[R], data: Any) -> R:
+    """``data`` (a mapping, or a record) validated as a ``cls`` record; raises pydantic's ValidationError."""
+    return _adapter(cls).validate_python(data)
+
+
+def to_plain(x: Any, exclude_defaults: bool = False) -> Any:
+    """A record as plain JSON-able values (dicts, lists, numbers, strings), field by field; with
+    ``exclude_defaults``, fields equal to their default are left out."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        out = {}
+        for f in dataclasses.fields(x):
+            v = getattr(x, f.name)
+            if exclude_defaults and (
+                (f.default is not dataclasses.MISSING and v == f.default)
+                or (f.default_factory is not dataclasses.MISSING and v == f.default_factory())
+            ):
+                continue
+            out[f.name] = to_plain(v, exclude_defaults)
+        return out
+    if hasattr(type(x), "model_fields"):  # a pydantic model (stats, run configs) holding records
+        return {k: to_plain(getattr(x, k), exclude_defaults) for k in type(x).model_fields}
+    if isinstance(x, (list, tuple)):
+        return [to_plain(v, exclude_defaults) for v in x]
+    if isinstance(x, dict):
+        return {str(k): to_plain(v, exclude_defaults) for k, v in x.items()}
+    return x.value if isinstance(x, Enum) else x
