@@ -15,7 +15,6 @@ An item is priced as its GEMM (``lowering`` + ``dataflow``) plus its element-wis
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from .dataflow import DF_CODE, map_gemms
 from .lowering import Geometry, Gemms, lower
 from .plan import Plan
 from .profile import HardwareProfile
+from .records import Record, record
 
 BUFFERS = ("ifmap", "filter", "ofmap")
 
@@ -38,8 +38,8 @@ def macs_per_pe_per_cycle(profile: HardwareProfile, a_bits, b_bits, is_float) ->
     return np.where(np.asarray(is_float, bool), fp, rates[pos])
 
 
-@dataclass(frozen=True)
-class ItemCosts:
+@record
+class ItemCosts(Record):
     """Arrays over plan items for one executed iteration (floats; ``scale`` already applied)."""
 
     macs: np.ndarray

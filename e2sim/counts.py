@@ -35,11 +35,12 @@ per step times the layer's ``steps``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from .errors import E2simError
+from .records import Record, record
 from .workload import GEMM_KINDS, MAX_BATCH, RNN_GATES, Workload
 
 PASSES = ("fwd", "bwd_input", "bwd_weight", "update")
@@ -53,8 +54,8 @@ UPDATE_OPS_PER_PARAM = 3
 RNN_ELEM_OPS = {"lstm": 16, "gru": 17}
 
 
-@dataclass(frozen=True)
-class Counts:
+@record
+class Counts(Record):
     """Counts for one training iteration of ``batch_size`` samples. Arrays are int64."""
 
     names: tuple[str, ...]

@@ -7,21 +7,20 @@ applies to device figures and profile constants alike.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Literal
 
 from .config import load_model
 from .errors import E2simError
 from .profile import FpgaStatic, Sourced, _Strict as Strict
-from .records import Check
+from .records import Check, record
 from .workload import PKG_ROOT
 
 DEVICE_TABLE = PKG_ROOT / "hardware_profiles" / "devices" / "fpga.yaml"
 Family = Literal["zynq7000", "zynq_usplus", "kintex_ultrascale", "virtex7", "stratix5", "arria10", "cyclone5"]
 
 
-@dataclass(frozen=True)
+@record
 class Device(Strict):
     part: Annotated[str, Check(min_length=2)]
     board: Annotated[str, Check(min_length=2)]

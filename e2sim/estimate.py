@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from .lowering import geometry
 from .plan import Plan, base_plan, inference_plan
 from .profile import HardwareProfile, load_profile
 from .records import to_plain
+from .records import Record, record
 from .workload import Workload
 from .workload_files import load_workload
 
@@ -82,8 +83,8 @@ def _profile_digest(profile: HardwareProfile) -> str:
     return d["digest"]
 
 
-@dataclass(frozen=True)
-class Estimate:
+@record
+class Estimate(Record):
     """Energy and time of a training run. Per-item arrays are per executed iteration."""
 
     plan: Plan

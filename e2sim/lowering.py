@@ -21,12 +21,12 @@ vector path; see ``estimate``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from .counts import PASSES, TENSORS
 from .plan import Plan
+from .records import Record, record
 from .workload import Workload
 
 FWD, BWD_IN, BWD_W, UPD = (PASSES.index(p) for p in PASSES)
@@ -37,8 +37,8 @@ OUT_TENSOR = np.array([TENSORS.index("output"), TENSORS.index("grad_input"),
 FOLD_M, FOLD_K, FOLD_COUNT = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class Geometry:
+@record
+class Geometry(Record):
     """The GEMM templates of a workload: per (layer, pass) with MACs, one or more GEMMs per sample, sorted by
     (layer, pass). ``m0``/``k0``/``count0`` are per sample along the ``fold`` dimension; ``a_unique0`` is
     per sample unless the fold is ``count`` (then per GEMM)."""
@@ -126,8 +126,8 @@ def geometry(workload: Workload) -> Geometry:
     return Geometry(layer=a[0], pass_=a[1], m0=a[2], n=a[3], k0=a[4], count0=a[5], a_unique0=a[6], fold=a[7])
 
 
-@dataclass(frozen=True)
-class Gemms:
+@record
+class Gemms(Record):
     """The GEMMs of a plan: one row per GEMM of a plan item that has MACs (``item`` indexes the plan; an
     item may have several GEMMs, e.g. an lstm's input gradient)."""
 

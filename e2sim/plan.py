@@ -16,19 +16,20 @@ PSG recomputes only a fraction). Arrays are columns of equal length N (items).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 
 from .counts import PASSES, TENSORS, Counts
+from .records import Record, record
 
 Precision = Literal["fp32", "fp16", "int8", "int16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int16")
 
 
-@dataclass(frozen=True)
-class Plan:
+@record
+class Plan(Record):
     counts: Counts
     layer: np.ndarray  # int   [N] index into counts.names
     pass_: np.ndarray  # int   [N] index into PASSES

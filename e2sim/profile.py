@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from .config import bundled_or_path, load_model
-from .records import CONFIG, Check, Int, Real, validated
+from .records import Check, Int, Real, Record, record, validated
 from .workload import PKG_ROOT
 
 PROFILE_DIR = PKG_ROOT / "hardware_profiles"
@@ -76,12 +75,10 @@ def constant_range(name: str) -> tuple[float, float, str]:
                 (0.0, float("inf"), ""))
 
 
-# A profile section is a record (e2sim.records): a frozen dataclass that pydantic validates when a file is
-# parsed; a profile read from the parse cache is used without importing pydantic. Subclasses are dataclasses
-# too and call this __post_init__ first from their own.
-class _Strict:
-    __pydantic_config__ = CONFIG
-
+# A profile section is a record (e2sim.records): an immutable dataclass that pydantic validates when a file
+# is parsed; a profile read from the parse cache is used without importing pydantic. Sections with checks of
+# their own call this __post_init__ first.
+class _Strict(Record):
     def __post_init__(self) -> None:
         # Every {value, source} constant of every profile section, by its field name's unit.
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -98,7 +95,7 @@ class _Strict:
 Source = Annotated[str, Check(min_length=8)]
 
 
-@dataclass(frozen=True)
+@record
 class Sourced(_Strict):
     """One constant with where it comes from: a finite number >= 0 (strict: `true` or "2" is no number)."""
 
@@ -106,19 +103,19 @@ class Sourced(_Strict):
     source: Source
 
 
-@dataclass(frozen=True)
+@record
 class SourcedInt(_Strict):
     value: Annotated[Int, Check(ge=1)]
     source: Source
 
 
-@dataclass(frozen=True)
+@record
 class SourcedDataflow(_Strict):
     value: Dataflow
     source: Source
 
 
-@dataclass(frozen=True)
+@record
 class ThroughputRule(_Strict):
     """MACs one PE completes per cycle for integer operands of at most ``max_bits`` bits (both)."""
 
@@ -126,7 +123,7 @@ class ThroughputRule(_Strict):
     macs_per_pe_per_cycle: Sourced
 
 
-@dataclass(frozen=True)
+@record
 class Array(_Strict):
     rows_count: SourcedInt
     cols_count: SourcedInt
@@ -152,21 +149,21 @@ class Array(_Strict):
                 raise ValueError(f"int_throughput.{i}.macs_per_pe_per_cycle: must be positive")
 
 
-@dataclass(frozen=True)
+@record
 class Buffer(_Strict):
     size_bytes: Sourced
     read_pj_per_bit: Sourced
     write_pj_per_bit: Sourced
 
 
-@dataclass(frozen=True)
+@record
 class Buffers(_Strict):
     ifmap: Buffer
     filter: Buffer
     ofmap: Buffer
 
 
-@dataclass(frozen=True)
+@record
 class Dram(_Strict):
     bandwidth_bytes_per_s: Sourced
     read_pj_per_bit: Sourced
@@ -178,7 +175,7 @@ class Dram(_Strict):
             raise ValueError("bandwidth_bytes_per_s: must be positive")
 
 
-@dataclass(frozen=True)
+@record
 class Compute(_Strict):
     """ASIC arithmetic (see module doc)."""
 
@@ -190,7 +187,7 @@ class Compute(_Strict):
     add_fp32_pj: Sourced
 
 
-@dataclass(frozen=True)
+@record
 class FpgaUnits(_Strict):
     """Structural facts of the FPGA datapath (not fitted)."""
 
@@ -213,7 +210,7 @@ class FpgaUnits(_Strict):
                 raise ValueError(f"{name}: must be in (0, 1]")
 
 
-@dataclass(frozen=True)
+@record
 class FpgaEnergy(_Strict):
     """Per-event FPGA energies (linear constants)."""
 
@@ -222,7 +219,7 @@ class FpgaEnergy(_Strict):
     clock_pj_per_dsp_cycle: Sourced
 
 
-@dataclass(frozen=True)
+@record
 class FpgaStatic(_Strict):
     """Board static power split (linear constants, W)."""
 
@@ -232,7 +229,7 @@ class FpgaStatic(_Strict):
     board_w: Sourced
 
 
-@dataclass(frozen=True)
+@record
 class Fpga(_Strict):
     device: Annotated[str, Check(min_length=1)]  # key of the device table (e2sim/devices.yaml)
     units: FpgaUnits
@@ -240,7 +237,7 @@ class Fpga(_Strict):
     static: FpgaStatic
 
 
-@dataclass(frozen=True)
+@record
 class Bootstrap(_Strict):
     """Constant vectors (SI, one per bootstrap replicate of the fit) and each replicate's model residual."""
 
@@ -267,7 +264,7 @@ class Bootstrap(_Strict):
             raise ValueError("residual_fractions must be > -1 and time_ratios > 0")
 
 
-@dataclass(frozen=True)
+@record
 class Calibration(_Strict):
     """What a calibrated profile was fitted to (written by validation/published/calibrate_zedboard.py)."""
 
@@ -280,7 +277,7 @@ class Calibration(_Strict):
     bootstrap: Bootstrap
 
 
-@dataclass(frozen=True)
+@record
 class HardwareProfile(_Strict):
     name: Annotated[str, Check(min_length=1)]
     description: Annotated[str, Check(min_length=1)]

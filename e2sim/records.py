@@ -20,6 +20,73 @@ R = TypeVar("R")
 
 # pydantic's config for every record: unknown keys are errors (a typo never silently keeps a default).
 CONFIG = {"extra": "forbid"}
+_MISSING = dataclasses.MISSING
+
+
+class Record:
+    """Base of every record class, declared ``@record``: one generic ``__init__`` (defaults, default
+    factories, then ``__post_init__``), value equality and hash (fields with ``compare``), a repr (fields
+    with ``repr``), and immutability: what ``@dataclass(frozen=True)`` gives, except that the dataclass
+    decorator then generates no code. It compiles six functions per class with ``exec``, which for the ~35
+    classes an estimate imports was most of e2sim's own start-up time."""
+
+    __slots__ = ()
+    __pydantic_config__ = CONFIG
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        if len(args) > len(fields):
+            raise TypeError(f"{cls.__name__}() takes {len(fields)} arguments but {len(args)} were given")
+        values = dict(zip(fields, args))
+        for k, v in kwargs.items():
+            if k not in fields:
+                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {k!r}")
+            if k in values:
+                raise TypeError(f"{cls.__name__}() got multiple values for argument {k!r}")
+            values[k] = v
+        for name, f in fields.items():
+            if name in values:
+                v = values[name]
+            elif f.default is not _MISSING:
+                v = f.default
+            elif f.default_factory is not _MISSING:
+                v = f.default_factory()
+            else:
+                raise TypeError(f"{cls.__name__}() missing required argument: {name!r}")
+            object.__setattr__(self, name, v)
+        post = getattr(self, "__post_init__", None)
+        if post is not None:
+            post()
+
+    def _values(self) -> tuple:
+        fields = self.__dataclass_fields__.values()  # type: ignore[attr-defined]
+        return tuple(getattr(self, f.name) for f in fields if f.compare)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = self.__dataclass_fields__.values()  # type: ignore[attr-defined]
+        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields if f.repr)
+        return f"{type(self).__name__}({args})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def record(cls: type[R]) -> type[R]:
+    """Declare a record: a dataclass (fields, defaults, ``dataclasses.replace``/``asdict``, and what pydantic
+    validates) whose methods come from :class:`Record`."""
+    return dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
 
 
 class Check:

@@ -6,13 +6,13 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import E2simError
 from .estimate import Estimate, estimate_plan
 from .profile import HardwareProfile
+from .records import Record, record
 from .techniques import PSG, SLU, SMD, Baseline, PSGBits, Techniques, as_techniques, baseline_plan, build
 from .workload import Workload
 from .workload_files import load_workload
@@ -70,8 +70,8 @@ def configure(*, smd: float | None = None, seed: int | None = None, slu_skip: fl
     return Techniques(smd=t_smd, slu=t_slu, psg=t_psg)
 
 
-@dataclass(frozen=True)
-class Savings:
+@record
+class Savings(Record):
     config: Estimate
     baseline: Estimate
     baseline_name: str

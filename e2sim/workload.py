@@ -8,12 +8,12 @@ types, so the dependency runs one way.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from .records import CONFIG, Check, Int, Real
+from .records import Check, Int, Real, Record, record
 
 PKG_ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,15 +53,13 @@ NonNeg = Annotated[Int, Check(ge=0, le=MAX_DIM)]
 Name = Annotated[str, Check(min_length=1)]
 
 
-# Records (e2sim.records): frozen dataclasses that pydantic validates when a file is parsed; a workload read
-# from the parse cache is used without importing pydantic.
-@dataclass(frozen=True)
-class Layer:
+# Records (e2sim.records): immutable dataclasses that pydantic validates when a file is parsed; a workload
+# read from the parse cache is used without importing pydantic.
+@record
+class Layer(Record):
     """One layer. Shapes are per sample and per step (see ``steps``), (channels, height, width); linear,
     lstm and gru layers use (features, 1, 1); a matmul uses in_shape (batch, M, K) for its first operand A
     and out_shape (batch, M, N), its second operand B being (batch, K, N)."""
-
-    __pydantic_config__ = CONFIG
 
     name: Name
     kind: LayerKind
@@ -197,11 +195,9 @@ def sample_work(layers) -> int:
     return sum(L.fwd_macs + (_elems(L.in_shape) + _elems(L.out_shape)) * L.steps + L.weight_elems for L in layers)
 
 
-@dataclass(frozen=True)
-class Block:
+@record
+class Block(Record):
     """A residual block. `gated` blocks are the ones selective layer update may skip."""
-
-    __pydantic_config__ = CONFIG
 
     name: str
     stage: Annotated[Int, Check(ge=0, le=64)]
@@ -211,10 +207,8 @@ class Block:
 Images = Annotated[Int, Check(ge=1, le=MAX_IMAGES)]
 
 
-@dataclass(frozen=True)
-class Dataset:
-    __pydantic_config__ = CONFIG
-
+@record
+class Dataset(Record):
     name: str
     classes: Dim
     train_images: Images
@@ -238,11 +232,9 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
-@dataclass(frozen=True)
-class Schedule:
+@record
+class Schedule(Record):
     """Training schedule; defaults are E2-Train's (../shared/reference/e2train-paper.md §6)."""
-
-    __pydantic_config__ = CONFIG
 
     iterations: Iterations = 64_000
     # A learning rate above 10 or a weight decay above 1 diverges at once: typos, not settings.
@@ -258,12 +250,10 @@ class Schedule:
             raise ValueError(f"lr_milestones {list(m)} must be strictly increasing")
 
 
-@dataclass(frozen=True)
-class WorkloadFile:
+@record
+class WorkloadFile(Record):
     """What a workload YAML file holds. ``model``: a bundled builder's name, or 'custom' with explicit
     layers."""
-
-    __pydantic_config__ = CONFIG
 
     name: Name
     model: Name
@@ -275,11 +265,9 @@ class WorkloadFile:
     blocks: Annotated[list[Block], Check(max_length=10_000)] | None = None
 
 
-@dataclass(frozen=True)
-class Workload:
+@record
+class Workload(Record):
     """A resolved workload: model layers, blocks, dataset, batch size and schedule."""
-
-    __pydantic_config__ = CONFIG
 
     name: str
     model: str

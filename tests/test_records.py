@@ -88,3 +88,19 @@ def test_to_plain_is_json_and_round_trips_through_validation():
     assert validated(type(p), json.loads(json.dumps(to_plain(p)))) == p
     short = to_plain(w.layers[0], exclude_defaults=True)
     assert "stride" not in short and validated(Layer, short) == w.layers[0]
+
+
+def test_record_init_defaults_errors_and_repr():
+    s = Schedule(iterations=10, lr_milestones=())
+    assert (s.lr, s.momentum, s.lr_milestones) == (0.1, 0.9, ())
+    assert Schedule(10, 0.1, ()) == s  # positional in field order, like a dataclass
+    assert repr(s).startswith("Schedule(iterations=10, lr=0.1, lr_milestones=()")
+    assert WorkloadFile(name="w", model="m").schedule == Schedule()  # default factory
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        Schedule(colour=1)
+    with pytest.raises(TypeError, match="missing required argument: 'model'"):
+        WorkloadFile(name="w")
+    with pytest.raises(TypeError, match="multiple values"):
+        Schedule(10, iterations=10)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del s.lr

@@ -19,11 +19,12 @@ baseline is named for its precision:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from ..plan import PRECISIONS, Plan
+from ..records import Record, record
 from ..workload import Workload
 from ._plan_ops import BWD_W, UPD, rebase, set_items, tensor_bits, with_update_rule
 from .slu import skip_blocks
@@ -51,8 +52,8 @@ def survival(n_blocks: int, p_last: float = STOCHASTIC_DEPTH_P_LAST) -> np.ndarr
     return 1.0 - ell / n_blocks * (1.0 - p_last)
 
 
-@dataclass(frozen=True)
-class Baseline:
+@record
+class Baseline(Record):
     kind: str = "fp32"
     precision: str = "fp32"  # the run's precision (used by the AT_RUN_PRECISION kinds)
 

@@ -5,12 +5,12 @@ so the order only fixes the order of the notes and items.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from ..counts import count
 from ..errors import E2simError
 from ..plan import Plan, base_plan
+from ..records import Record, record
 from ..workload import Workload
 from .baselines import Baseline, base_precision
 from .psg import PSG
@@ -26,8 +26,8 @@ class Technique(Protocol):
     def apply(self, plan: Plan, workload: Workload) -> Plan: ...
 
 
-@dataclass(frozen=True)
-class Techniques:
+@record
+class Techniques(Record):
     """The E2-Train techniques chosen for a run (None: off)."""
 
     smd: SMD | None = None

@@ -28,12 +28,13 @@ gradient); it only enters the code's predictive forward, which is off by default
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 import numpy as np
 
 from ..errors import E2simError
 from ..plan import Plan, preset
+from ..records import Record, record
 from ..workload import Workload
 from ._plan_ops import BWD_IN, BWD_W, FWD, UPD, rebase, set_items, tensor_bits, with_update_rule
 
@@ -51,8 +52,8 @@ def check_bits(value: int, what: str) -> int:
 MSB_GRAD_BITS = 16
 
 
-@dataclass(frozen=True)
-class PSGBits:
+@record
+class PSGBits(Record):
     """Bit-widths of PSG; defaults are the official code's (reference §3). ``grad`` and ``msb_grad`` left at
     None follow the run's precision (see the module docstring); ``resolve`` fixes them."""
 
@@ -123,8 +124,8 @@ def _is_gate_conv(name: str, plan: Plan) -> bool:
             and name[:-len(GATE_CONV_SUFFIX)] in set(plan.counts.blocks))
 
 
-@dataclass(frozen=True)
-class PSG:
+@record
+class PSG(Record):
     bits: PSGBits = PSGBits()
     fallback: float | None = None
     per_layer: Mapping[str, float] = field(default_factory=dict)

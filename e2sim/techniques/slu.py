@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from ..errors import E2simError
 from ..plan import Plan
+from ..records import Record, record
 from ..workload import Layer, Workload
 from ._plan_ops import FWD, UPD, set_items
 
@@ -107,8 +108,8 @@ def check_ratio(r: float, what: str) -> float:
     return r
 
 
-@dataclass(frozen=True)
-class SLU:
+@record
+class SLU(Record):
     """Selective layer update with one skip ratio for every gated block, or per-block ratios."""
 
     skip: float | None = None

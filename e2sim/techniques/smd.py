@@ -6,12 +6,13 @@ is one Binomial(iterations, 1 - rate) draw (numpy Generator), i.e. one concrete 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import E2simError
 from ..plan import Plan
+from ..records import Record, record
 from ..workload import Workload
 
 
@@ -40,8 +41,8 @@ def executed_iterations(iterations: int | float, rate, seed: int | None = None):
     return np.asarray(rng.binomial(int(iterations), keep), dtype=float)
 
 
-@dataclass(frozen=True)
-class SMD:
+@record
+class SMD(Record):
     rate: float
     seed: int | None = None
     name: str = "smd"
