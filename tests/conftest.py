@@ -17,21 +17,26 @@ def _private_parse_cache(tmp_path_factory):
 
 
 class CliResult:
-    """Exit code and captured output of one in-process CLI call."""
+    """Exit code and captured output of one in-process CLI call (unpacks as ``code, out, err``)."""
 
     def __init__(self, returncode, stdout, stderr):
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
+    def __iter__(self):
+        return iter((self.returncode, self.stdout, self.stderr))
 
-@pytest.fixture
-def e2sim(capsys):
+
+def run_cli(argv, capsys) -> CliResult:
     """Runs the CLI in-process (``e2sim.cli.main``: the same error handling as the console script)."""
     from e2sim.cli import main
 
-    def run(*args):
-        with pytest.raises(SystemExit) as exc:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return CliResult(exc.value.code, out, err)
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return CliResult(exc.value.code, out, err)
 
-    return run
+
+@pytest.fixture
+def e2sim(capsys):
+    """``run_cli`` as a fixture: ``e2sim("estimate", ...)``."""
+    return lambda *args: run_cli(args, capsys)

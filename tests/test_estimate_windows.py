@@ -9,9 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from e2sim.cli import main
 from e2sim.estimate import estimate
 from e2sim.profile import load_profile
+
+from conftest import run_cli as run
 
 DT_S = 0.02
 # The "true" board: the zedboard profile with its board static power and DRAM energy moved (a fit must find
@@ -19,13 +20,6 @@ DT_S = 0.02
 BOARD = "fpga.static.board_w"
 STATICS = ("fpga.static.ps_w", "fpga.static.pl_w", "fpga.static.ddr_w", BOARD)
 TRUE_SCALE = {BOARD: 1.3, "dram.read_pj_per_bit": 0.7}
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def _write_estimates(tmp_path, capsys):

@@ -9,22 +9,16 @@ import pandas as pd
 import pytest
 
 from e2sim import plotstyle
-from e2sim.cli import main
 from e2sim.config import read_yaml
 from e2sim.validation.calibrate import profile_constants
+
+from conftest import run_cli as run
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = Path(__file__).parent / "data" / "logs"
 PROFILE = Path(__file__).parent / "data" / "profile_min.yaml"
 EST = {"energy_j": 0.7, "time_s": 0.2, "cycles": 2e7, "breakdown_j": {"mac": 0.1, "sram": 0.05, "dram": 0.05, "static": 0.5},
        "by_pass_j": {"fwd": 0.3}, "workload": "resnet20_cifar10", "profile": "zedboard", "settings": {"precision": "int8"}}
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def test_validate_compares_windows_and_writes_png(tmp_path, capsys):

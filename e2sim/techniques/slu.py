@@ -60,7 +60,8 @@ def add_gates(workload: Workload) -> Workload:
         return workload
     gated = {b.name for b in workload.gated_blocks}
     if not gated:
-        raise E2simError(f"--slu: workload {workload.name!r} has no gated blocks")
+        raise E2simError(f"SLU (--slu, --slu-skip, --slu-stats): workload {workload.name!r} has no gated residual "
+                         f"blocks to skip")
     layers: list[Layer] = []
     seen: set[str] = set()
     owner: str | None = None

@@ -56,6 +56,7 @@ def trace_png(log: pd.DataFrame, windows: pd.DataFrame, est: EstimateRecord | No
     and stated in the annotation instead (a 21-day estimate against a 5 s window must not flatten the
     trace)."""
     from .. import plotstyle
+    from ..summary import fmt_time
 
     fig, ax = plotstyle.new_figure(1, 1, figsize=(12, 4.8))
     rails = list(pd.unique(log["rail"]))
@@ -103,13 +104,13 @@ def trace_png(log: pd.DataFrame, windows: pd.DataFrame, est: EstimateRecord | No
     ax.set_ylabel(f"power ({unit})")
     ax.grid(alpha=0.3)
     if est is not None:
-        note = (f"estimate: {_si(est.energy_j, 'J')} over {_duration(est.time_s)}, mean {_si(est_w, 'W')}"
+        note = (f"estimate: {_si(est.energy_j, 'J')} over {fmt_time(est.time_s)}, mean {_si(est_w, 'W')}"
                 if est_w is not None else f"estimate: {_si(est.energy_j, 'J')} (no duration)")
         if est_w is not None and not on_scale:
             note += " (off this scale)"
         shown = 6
         lines = [note, "measured:"] + [
-            f"  mark {int(w['mark'])}: {_si(w['energy_j'], 'J')} over {_duration(w['duration_s'])}, "
+            f"  mark {int(w['mark'])}: {_si(w['energy_j'], 'J')} over {fmt_time(w['duration_s'])}, "
             f"mean {_si(w['energy_j'] / w['duration_s'], 'W')}" for _, w in tot.head(shown).iterrows()
             if w["duration_s"] > 0]
         if len(tot) > shown:
@@ -125,13 +126,6 @@ def _si(value: float, unit: str) -> str:
 
     factor, label = si_scale(value, unit)
     return f"{value / factor:.3g} {label}"
-
-
-def _duration(seconds: float) -> str:
-    for limit, div, unit in ((120, 1, "s"), (7200, 60, "min"), (172800, 3600, "h")):
-        if seconds < limit:
-            return f"{seconds / div:.3g} {unit}"
-    return f"{seconds / 86400:.3g} days"
 
 
 # Beyond this ratio between the estimate's modelled time and a window's measured duration the estimate does

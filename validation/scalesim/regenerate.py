@@ -3,9 +3,11 @@
 Run from the repository root with e2sim's Python (it writes the topologies with e2sim, then runs
 SCALE-Sim in its own venv, one subprocess per run, through its in-process API without traces):
 
-    python3 -m venv /work/.venv-scalesim
-    /work/.venv-scalesim/bin/pip install scalesim==3.0.0 "numpy<2.4"
+    python3 -m venv .venv-scalesim
+    .venv-scalesim/bin/pip install scalesim==3.0.0 "numpy<2.4"
     python validation/scalesim/regenerate.py [--only RUN ...] [--scalesim-python PATH]
+
+(--scalesim-python defaults to .venv-scalesim/bin/python in the repository root.)
 
 Each run writes validation/scalesim/golden/<run>/{topology.csv, scalesim.cfg, COMPUTE_REPORT.csv,
 DETAILED_ACCESS_REPORT.csv, run.json}. Each run is split into chunks of CHUNK_LAYERS layers, one short
@@ -28,7 +30,7 @@ from e2sim.topology import from_workload  # noqa: E402
 from e2sim.workload_files import load_workload  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SCALESIM_PY = "/work/.venv-scalesim/bin/python"
+SCALESIM_PY = str(ROOT / ".venv-scalesim" / "bin" / "python")  # .venv-* is git-ignored
 
 # name: (workload, dataflow, rows, cols, sram_kb for ifmap/filter/ofmap)
 # 512 KB buffers hold every operand; 64 KB puts the 36,864-word stage-3 filters above SCALE-Sim's
