@@ -104,6 +104,13 @@ class Sourced(_Strict):
 
 
 @record
+class Positive(Sourced):
+    """A constant that must be above zero: a clock, a rate, a bandwidth (a time divides by it)."""
+
+    value: Annotated[Real, Check(gt=0)]
+
+
+@record
 class SourcedInt(_Strict):
     value: Annotated[Int, Check(ge=1)]
     source: Source
@@ -141,12 +148,7 @@ class Array(_Strict):
             raise ValueError("int_throughput: max_bits must be strictly increasing")
         if bits[-1] != 32:
             raise ValueError("int_throughput: the last rule must cover 32-bit operands (max_bits: 32)")
-        for name in ("clock_hz", "fp16_macs_per_pe_per_cycle", "fp32_macs_per_pe_per_cycle"):
-            if getattr(self, name).value <= 0:
-                raise ValueError(f"{name}: must be positive")
-        for i, r in enumerate(self.int_throughput):
-            if r.macs_per_pe_per_cycle.value <= 0:
-                raise ValueError(f"int_throughput.{i}.macs_per_pe_per_cycle: must be positive")
+        # Clocks and rates are positive by their unit's range (_UNIT_RANGES, checked above).
 
 
 @record
@@ -169,11 +171,6 @@ class Dram(_Strict):
     read_pj_per_bit: Sourced
     write_pj_per_bit: Sourced
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.bandwidth_bytes_per_s.value <= 0:
-            raise ValueError("bandwidth_bytes_per_s: must be positive")
-
 
 @record
 class Compute(_Strict):
@@ -191,23 +188,15 @@ class Compute(_Strict):
 class FpgaUnits(_Strict):
     """Structural facts of the FPGA datapath (not fitted)."""
 
-    dsp_per_pe_count: Sourced  # DSP slices per PE of the array (1 where a PE is one DSP48E1)
-    int12_toggle_fraction: Sourced  # XPE DSP toggle factor for <=12-bit operands, relative to 27x18
-    int18_toggle_fraction: Sourced  # ... for <=18-bit operands
+    dsp_per_pe_count: Positive  # DSP slices per PE of the array (1 where a PE is one DSP48E1)
+    int12_toggle_fraction: Positive  # XPE DSP toggle factor for <=12-bit operands, relative to 27x18
+    int18_toggle_fraction: Positive  # ... for <=18-bit operands
     fp16_mac_lut_count: Sourced  # LUTs toggled per fp16 MAC beyond its DSPs (alignment, normalisation)
     fp32_mac_lut_count: Sourced
     fp16_add_dsp_count: Sourced  # DSP slices of one fp16 adder (element operations)
     fp32_add_dsp_count: Sourced
     fp16_add_lut_count: Sourced
     fp32_add_lut_count: Sourced
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.dsp_per_pe_count.value <= 0:
-            raise ValueError("dsp_per_pe_count: must be positive")
-        for name in ("int12_toggle_fraction", "int18_toggle_fraction"):
-            if not 0 < getattr(self, name).value <= 1:
-                raise ValueError(f"{name}: must be in (0, 1]")
 
 
 @record
