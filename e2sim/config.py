@@ -108,7 +108,15 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
         msg = "missing required key"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
-    more = len(errors) - 1
+    # Other problems: errors elsewhere in the input, not the other members of the same union (those name
+    # this key or one of its parents: "dataset is not a string" beside dataset.classes).
+    def alternative(e) -> bool:
+        if data is None or e["loc"][:1] != head:
+            return False
+        p = _input_loc(tuple(e["loc"]), data, e["type"] in ("missing", "missing_argument"))
+        return loc_parts[:len(p)] == p
+
+    more = sum(1 for e in errors if e is not err and not alternative(e))
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     # A model-level check names its fields in its message.
     return f"{loc}: {msg}{suffix}" if loc else f"{msg}{suffix}"
