@@ -149,6 +149,27 @@ def test_entries_in_any_order():
     np.testing.assert_allclose(wgrad_entries(xq, gy, geom, every[perm]), want[perm], rtol=1e-12)
 
 
+@pytest.mark.parametrize("k,stride,padding,groups", [(3, 1, 1, 1), (3, 2, 1, 1), (1, 2, 0, 1), (5, 1, 2, 2),
+                                                   (3, 3, 0, 1), (2, 2, 1, 2)])
+def test_direct_entries_equal_the_float64_weight_gradient(k, stride, padding, groups):
+    """wgrad_entries_direct (no padded copy: the bounds skip the padding) on any geometry, every entry."""
+    from e2sim.kernels.conv import _geometry
+    from e2sim.kernels.psg import wgrad_entries, wgrad_entries_direct
+
+    x, gy = layer_data(k + stride, ci=4, co=6, h=9, w=8, stride=stride, padding=padding, k=k)
+    gy = gy[..., :(8 + 2 * padding - k) // stride + 1].copy()
+    xq, _ = quantize_activation(x, 8)
+    w_shape = (6, 4 // groups, k, k)
+    geom = _geometry(x.shape, w_shape, stride, padding, groups)
+    every = np.argwhere(np.ones(w_shape, bool))
+    want = torch.nn.grad.conv2d_weight(torch.from_numpy(xq.astype(np.float64)), w_shape,
+                                       torch.from_numpy(gy.astype(np.float64)), stride, padding,
+                                       groups=groups).numpy().reshape(-1)
+    np.testing.assert_allclose(wgrad_entries_direct(xq, gy, geom, every), want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(wgrad_entries(xq, gy, geom, every), want, rtol=1e-12, atol=1e-15)
+    assert wgrad_entries_direct(xq, gy, geom, every[:0]).shape == (0,)
+
+
 @pytest.mark.parametrize("msb_bits", [14, 15, 16])
 def test_wide_msb_digits_on_the_stride1_path(msb_bits):
     """16-bit inputs with 15-16 MSB bits give digits beyond int16: they must still match the official rule."""

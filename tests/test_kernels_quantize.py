@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from e2sim.kernels.quantize import code_dtype, max_abs_range, msb_split, quantize
+from e2sim.kernels.quantize import code_dtype, max_abs_range, msb_split, quantize, quantize_values
 
 
 def official_codes(x: np.ndarray, m: np.ndarray, bits: int, signed: bool) -> np.ndarray:
@@ -121,8 +121,10 @@ def test_bad_input():
         quantize(x, 1.0, 1, True)
     with pytest.raises(ValueError, match="bits"):
         quantize(x, 1.0, 17, True)
-    with pytest.raises(ValueError, match="NaN"):
-        max_abs_range(np.array([1.0, np.nan], np.float32), "tensor")
+    for mode in ("tensor", "channel", "sample_mean"):
+        for bad in (np.nan, np.inf, -np.inf):
+            with pytest.raises(ValueError, match="NaN"):
+                max_abs_range(np.array([[1.0, 2.0], [-3.0, bad]], np.float32), mode)
     with pytest.raises(ValueError, match="range mode"):
         max_abs_range(x, "row")
     with pytest.raises(ValueError, match="one entry per row"):
@@ -161,3 +163,12 @@ def test_property_codes_and_msb(shape, bits, msb_drop, signed, exp, mode, seed):
     np.testing.assert_array_equal(codes.astype(np.int64).reshape(rows.shape), want)
     msb_bits = max(2, bits - msb_drop)
     np.testing.assert_array_equal(msb_split(codes, bits, msb_bits, signed), official_msb(codes, bits, msb_bits, signed))
+    # the float32 forms the PSG conv hands to torch: the same integers, and the values codes * delta exactly
+    codes_v, delta, values = quantize_values(x, m, bits, signed)
+    np.testing.assert_array_equal(codes_v, codes)
+    d = delta.reshape(-1, *[1] * (x.ndim - 1)) if m.size > 1 else delta[0]
+    np.testing.assert_array_equal(values, codes.astype(np.float32) * d)
+    assert values.dtype == np.float32
+    np.testing.assert_array_equal(quantize(x, m, bits, signed, np.float32)[0], codes.astype(np.float32))
+    np.testing.assert_array_equal(msb_split(codes, bits, msb_bits, signed, np.float32),
+                                  official_msb(codes, bits, msb_bits, signed).astype(np.float32))

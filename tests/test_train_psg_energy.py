@@ -9,6 +9,7 @@ from e2sim.estimate import estimate_plan
 from e2sim.kernels.psg import psg_weight_grad, quantize_activation
 from e2sim.techniques import PSG, SLU, build
 from e2sim.train.energy import IterationEnergy
+from e2sim.train import psg
 from e2sim.train.models import build_model
 from e2sim.train.psg import PsgConv2d, _quantized_weight, convert_to_psg
 from e2sim.workload_files import load_workload
@@ -22,8 +23,16 @@ def _conv(stride, exact, signed=True, seed=0):
     return m
 
 
+# the fast path's three ways to the fallback entries' full-precision sign, forced by its switch points
+BRANCHES = {"dense": ({1: -1.0, 2: -1.0}, 0.0), "layout": ({1: 2.0, 2: 2.0}, -1.0),
+            "direct": ({1: 2.0, 2: 2.0}, 2.0)}
+
+
+@pytest.mark.parametrize("branch", sorted(BRANCHES))
 @pytest.mark.parametrize("stride", [1, 2])
-def test_psg_gradients_match_the_exact_kernel_and_torch(stride):
+def test_psg_gradients_match_the_exact_kernel_and_torch(stride, branch, monkeypatch):
+    monkeypatch.setattr(psg, "DENSE_ABOVE", BRANCHES[branch][0])
+    monkeypatch.setattr(psg, "DIRECT_BELOW", BRANCHES[branch][1])
     g = torch.Generator().manual_seed(stride)
     x = torch.randn(4, 6, 9, 9, generator=g, requires_grad=True)
     fast, exact = _conv(stride, False), _conv(stride, True)
@@ -46,6 +55,30 @@ def test_psg_gradients_match_the_exact_kernel_and_torch(stride):
     (F.conv2d(xr, wq, stride=stride, padding=1) * up).sum().backward()
     torch.testing.assert_close(gx_fast, xr.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(x.grad, xr.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("branch", sorted(BRANCHES))
+@pytest.mark.parametrize("k,stride,padding,groups,signed", [(3, 1, 1, 3, True), (1, 2, 0, 1, True),
+                                                            (3, 2, 1, 1, False), (5, 1, 2, 1, False)])
+def test_fast_psg_sign_is_the_exact_kernels_on_every_branch(k, stride, padding, groups, signed, branch,
+                                                            monkeypatch):
+    """Each fallback branch of the fast path against the exact kernel: the sign where the prediction is used,
+    the full-precision sign where it falls back, and the fallback fraction train records."""
+    monkeypatch.setattr(psg, "DENSE_ABOVE", BRANCHES[branch][0])
+    monkeypatch.setattr(psg, "DIRECT_BELOW", BRANCHES[branch][1])
+    torch.manual_seed(k + stride)
+    m = torch.nn.Sequential(torch.nn.Conv2d(6, 6, k, stride, padding, groups=groups, bias=False))
+    convert_to_psg(m, threshold=-0.1)
+    m[0].input_signed = signed
+    x = torch.randn(3, 6, 8, 8)
+    x = (x if signed else x.relu()).requires_grad_(True)
+    up = torch.randn_like(m(x))
+    (m(x) * up).sum().backward()
+    r = psg_weight_grad(x.detach().numpy(), up.numpy(), tuple(m[0].weight.shape), stride=stride, padding=padding,
+                        groups=groups, threshold=-0.1, x_signed=signed)
+    assert 0 < r.fallback.mean() < 1 and (r.sign[r.fallback] != 0).any()
+    np.testing.assert_array_equal(m[0].weight.grad.numpy(), r.sign)
+    assert m[0].fallback_fraction == r.fallback.mean()
 
 
 def test_psg_forward_is_the_8bit_conv():

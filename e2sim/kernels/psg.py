@@ -41,6 +41,7 @@ from .quantize import (
     msb_digit,
     msb_split,
     quantize,
+    quantize_values,
     quantizer_constants,
 )
 
@@ -60,9 +61,15 @@ def quantize_activation(x: np.ndarray, bits: int, signed: bool = False):
     return quantize(x, max_abs_range(x, "sample_mean"), bits, signed)
 
 
-def quantize_output_grad(gy: np.ndarray, bits: int):
-    """Output gradient of the predictor: signed, per-tensor max-abs range (reduce_type 'extreme')."""
-    return quantize(gy, max_abs_range(gy, "tensor"), bits, True)
+def quantize_activation_values(x: np.ndarray, bits: int, signed: bool = False):
+    """``quantize_activation`` plus the represented float32 values, from the same pass: (codes, delta, values)."""
+    return quantize_values(x, max_abs_range(x, "sample_mean"), bits, signed)
+
+
+def quantize_output_grad(gy: np.ndarray, bits: int, dtype=None):
+    """Output gradient of the predictor: signed, per-tensor max-abs range (reduce_type 'extreme'); codes of
+    ``dtype`` if given (e.g. float32 for torch)."""
+    return quantize(gy, max_abs_range(gy, "tensor"), bits, True, dtype)
 
 
 @njit(cache=True, inline="always", fastmath={"reassoc", "contract"})
@@ -86,6 +93,39 @@ def _entries_strided(xp, gy, sh, sw, cig, cog, entries, out):
             for oh in range(oh_n):
                 acc += _dot_f64(xp[n, ci, oh * sh + kh, kw:kw + (ow_n - 1) * sw + 1:sw], gy[n, co, oh])
         out[e] = acc
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _entries_direct(xq, gy, sh, sw, ph, pw, cig, cog, entries, out):
+    """_entries_strided on the unpadded input: each entry's sum runs over the output rows and columns whose
+    tap falls inside the input (the padding contributes zeros), so no padded copy is made."""
+    n_n, _, h_n, w_n = xq.shape
+    _, _, oh_n, ow_n = gy.shape
+    for e in prange(entries.shape[0]):
+        co, c, kh, kw = entries[e, 0], entries[e, 1], entries[e, 2], entries[e, 3]
+        ci = (co // cog) * cig + c
+        # output positions o with 0 <= o * s + k - p < size
+        oh0, ow0 = max(0, -((kh - ph) // sh)), max(0, -((kw - pw) // sw))
+        oh1, ow1 = min(oh_n, (h_n - 1 + ph - kh) // sh + 1), min(ow_n, (w_n - 1 + pw - kw) // sw + 1)
+        acc = 0.0
+        if ow1 > ow0:
+            iw0 = ow0 * sw + kw - pw
+            iw1 = (ow1 - 1) * sw + kw - pw + 1
+            for n in range(n_n):
+                for oh in range(oh0, oh1):
+                    acc += _dot_f64(xq[n, ci, oh * sh + kh - ph, iw0:iw1:sw], gy[n, co, oh, ow0:ow1])
+        out[e] = acc
+
+
+def wgrad_entries_direct(x_codes: np.ndarray, gy: np.ndarray, geom, entries: np.ndarray) -> np.ndarray:
+    """``wgrad_entries`` straight from the NCHW arrays, without the layout copies: cheaper for a few entries
+    (a small fallback set), slower per entry. Same float64 sums up to their rounding (summation order)."""
+    out = np.empty(entries.shape[0], dtype=np.float64)
+    if entries.shape[0]:
+        _entries_direct(np.ascontiguousarray(x_codes), np.ascontiguousarray(gy, dtype=np.float32), geom.sh,
+                        geom.sw, geom.ph, geom.pw, geom.ci // geom.groups, geom.co // geom.groups,
+                        np.ascontiguousarray(entries, dtype=np.int64), out)
+    return out
 
 
 @njit(cache=True, parallel=True)  # channels write disjoint rows of every output

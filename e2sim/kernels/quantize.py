@@ -40,11 +40,6 @@ def _check_bits(bits: int, name: str) -> None:
         raise ValueError(f"{name} must be an integer in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
 
 
-def _rows_max_abs(x2: np.ndarray) -> np.ndarray:
-    # max |x| = max(max x, -min x): exact, and without an |x| temporary
-    return np.maximum(x2.max(axis=1), -x2.min(axis=1)).astype(np.float32)
-
-
 @njit(cache=True)
 def _abs_bits_max(bits):
     """max of the float32 bit patterns without the sign bit: for non-negative floats the bit pattern is
@@ -54,6 +49,16 @@ def _abs_bits_max(bits):
     for i in range(bits.size):
         m = max(m, bits[i] & np.uint32(0x7FFFFFFF))
     return m
+
+
+@njit(cache=True, parallel=True)
+def _rows_abs_bits_max(bits2):
+    """_abs_bits_max of each row of a 2-D view: exact max|x| per row (as its bit pattern), and inf/NaN
+    detection, in one pass instead of isfinite + max + min."""
+    out = np.empty(bits2.shape[0], np.uint32)
+    for i in prange(bits2.shape[0]):
+        out[i] = _abs_bits_max(bits2[i])
+    return out
 
 
 def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
@@ -70,9 +75,10 @@ def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
         if m[0] >= 0x7F800000:
             raise ValueError("cannot quantize a tensor with NaN or infinite entries")
         return m.view(np.float32)
-    if not np.isfinite(x).all():
+    bits = _rows_abs_bits_max(x.reshape(x.shape[0], -1).view(np.uint32))
+    if bits.max() >= 0x7F800000:
         raise ValueError("cannot quantize a tensor with NaN or infinite entries")
-    rows = _rows_max_abs(x.reshape(x.shape[0], -1))
+    rows = bits.view(np.float32)
     if mode == "channel":
         return rows
     return np.array([rows.astype(np.float64).sum() / rows.size], dtype=np.float32)
@@ -100,21 +106,69 @@ def quantizer_constants(max_value: float, bits: int, signed: bool):
     return np.float32(lo), delta, np.float32(2.0**bits - 1.0), 2 ** (bits - 1) if signed else 0
 
 
-def _quantize_rows(x2, m_rows, bits, signed, out):
+@njit(cache=True, parallel=True)
+def _quantize_row_values(x, lo, delta, qmax, zero_code, out, values):
+    """_quantize_row that also writes the represented float32 value ``code * delta`` (the dequantized
+    tensor) in the same pass."""
+    for j in prange(x.size):
+        c = code_of(x[j], lo, delta, qmax, zero_code)
+        out[j] = c
+        values[j] = np.float32(c) * delta
+
+
+@njit(cache=True)  # serial: for many short rows (per-channel weights) one call beats a parallel call per row
+def _quantize_short_rows(x2, lo, delta, qmax, zero_code, out, values):
+    for i in range(x2.shape[0]):
+        if delta[i] == 0:
+            out[i] = 0  # the code of value 0 (the official formula gives NaN: 0/0)
+            values[i] = 0
+            continue
+        for j in range(x2.shape[1]):
+            c = code_of(x2[i, j], lo[i], delta[i], qmax, zero_code)
+            out[i, j] = c
+            values[i, j] = np.float32(c) * delta[i]
+
+
+SHORT_ROW = 4096  # rows up to this length go through one serial call (measured: a parallel call per row
+# costs more than the row itself)
+
+
+def _quantize_rows(x2, m_rows, bits, signed, out, values):
+    if m_rows.size > 1 and x2.shape[1] <= SHORT_ROW:
+        lo, delta, qmax, zero_code = quantizer_constants(m_rows, bits, signed)  # elementwise on the rows
+        lo = np.broadcast_to(lo, m_rows.shape).astype(np.float32)
+        _quantize_short_rows(x2, lo, delta, qmax, zero_code, out, np.empty_like(x2) if values is None else values)
+        return
     for i in range(x2.shape[0]):
         lo, delta, qmax, zero_code = quantizer_constants(m_rows[i], bits, signed)
         if delta == 0:
             out[i] = 0  # the code of value 0 (the official formula gives NaN: 0/0)
-        else:
+            if values is not None:
+                values[i] = 0
+        elif values is None:
             _quantize_row(x2[i], lo, delta, qmax, zero_code, out[i])
+        else:
+            _quantize_row_values(x2[i], lo, delta, qmax, zero_code, out[i], values[i])
 
 
-def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bool):
+def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bool, dtype=None):
     """Quantize ``x`` with range ``max_value`` (scalar/shape (1,) or one per ``x.shape[0]`` row).
 
-    Returns ``(codes, delta)``: centred integer codes of ``code_dtype(bits, signed)`` with x's shape, and the
-    float32 step per row (shape (1,) or (x.shape[0],)); the represented value is ``codes * delta``.
+    Returns ``(codes, delta)``: centred integer codes of ``code_dtype(bits, signed)`` (or of ``dtype``, e.g.
+    float32 codes for torch) with x's shape, and the float32 step per row (shape (1,) or (x.shape[0],)); the
+    represented value is ``codes * delta``.
     """
+    codes, delta, _ = _quantize(x, max_value, bits, signed, dtype, False)
+    return codes, delta
+
+
+def quantize_values(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bool):
+    """``quantize`` plus the represented values ``codes * delta`` (float32, x's shape), from the same pass.
+    Returns ``(codes, delta, values)``."""
+    return _quantize(x, max_value, bits, signed, None, True)
+
+
+def _quantize(x, max_value, bits, signed, dtype, with_values):
     _check_bits(bits, "bits")
     x = np.ascontiguousarray(x, dtype=np.float32)
     m = np.atleast_1d(np.asarray(max_value, dtype=np.float32))
@@ -124,11 +178,12 @@ def quantize(x: np.ndarray, max_value: np.ndarray | float, bits: int, signed: bo
         raise ValueError("max_value must be finite, non-negative and small enough that 2*max_value is finite")
     rows = m.size
     x2 = x.reshape(rows, -1)
-    codes = np.empty(x2.shape, dtype=code_dtype(bits, signed))
-    _quantize_rows(x2, m, bits, signed, codes)
+    codes = np.empty(x2.shape, dtype=code_dtype(bits, signed) if dtype is None else dtype)
+    values = np.empty(x2.shape, dtype=np.float32) if with_values else None
+    _quantize_rows(x2, m, bits, signed, codes, values)
     lo = -m if signed else np.zeros_like(m)
     delta = ((m - lo) / np.float32(2.0**bits)).astype(np.float32)
-    return codes.reshape(x.shape), delta
+    return codes.reshape(x.shape), delta, None if values is None else values.reshape(x.shape)
 
 
 @njit(cache=True, inline="always")
@@ -149,14 +204,15 @@ def _msb_flat(c, shift, qmax, zero_code, out):
         out[i] = min(msb_digit(c[i], shift, zero_code) << shift, qmax) - zero_code
 
 
-def msb_split(codes: np.ndarray, bits: int, msb_bits: int, signed: bool) -> np.ndarray:
-    """The MSB part of ``bits``-bit centred codes at ``msb_bits`` bits, on the same scale (same ``delta``)."""
+def msb_split(codes: np.ndarray, bits: int, msb_bits: int, signed: bool, dtype=None) -> np.ndarray:
+    """The MSB part of ``bits``-bit centred codes at ``msb_bits`` bits, on the same scale (same ``delta``), as
+    ``code_dtype(bits, signed)`` or ``dtype`` (e.g. float32 for torch)."""
     _check_bits(bits, "bits")
     _check_bits(msb_bits, "msb_bits")
     if msb_bits > bits:
         raise ValueError(f"msb_bits ({msb_bits}) must not exceed bits ({bits})")
     c = np.ascontiguousarray(codes)
-    out = np.empty(c.shape, dtype=code_dtype(bits, signed))
+    out = np.empty(c.shape, dtype=code_dtype(bits, signed) if dtype is None else dtype)
     zero_code = 2 ** (bits - 1) if signed else 0
     _msb_flat(c.reshape(-1), bits - msb_bits, 2**bits - 1, zero_code, out.reshape(-1))
     return out

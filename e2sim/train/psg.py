@@ -19,36 +19,67 @@ MSB_BITS = 4  # official: --msb_bits 4 (the weight's MSB part does not enter the
 GRAD_MSB_BITS = 16  # official: --msb_bits_grad 16
 
 
+# The fast path's full-precision fallback. For a small fallback set, only the fallback entries are computed,
+# as the exact kernel computes them (exact products, float64 sums): through its channel-major layouts
+# (``wgrad_entries``), or, for a very small set, straight from the NCHW arrays (``wgrad_entries_direct``: no
+# layout copies, slower per entry). For a large set, torch's dense float32 weight gradient, in the same
+# backward call as the error. The switch points, by stride, are where the costs cross on ResNet-20's layer
+# shapes at batch 128 (measured: benchmarks/BENCHMARKS.md, "Training step").
+DENSE_ABOVE = {1: 0.3, 2: 0.12}
+DIRECT_BELOW = 0.02
+
+
 def _quantized_weight(w: np.ndarray) -> np.ndarray:
-    from ..kernels.quantize import max_abs_range, quantize
+    from ..kernels.quantize import max_abs_range, quantize_values
 
-    codes, delta = quantize(w, max_abs_range(w, "channel"), BITS, True)
-    return codes.astype(np.float32) * np.asarray(delta, np.float32).reshape(-1, 1, 1, 1)
-
-
-def _wgrad(x: np.ndarray, w_shape, gy: torch.Tensor, conv) -> torch.Tensor:
-    return torch.nn.grad.conv2d_weight(torch.from_numpy(np.ascontiguousarray(x, np.float32)), w_shape, gy,
-                                       conv.stride, conv.padding, conv.dilation, conv.groups)
+    return quantize_values(w, max_abs_range(w, "channel"), BITS, True)[2]
 
 
-def psg_direction_fast(x_codes: np.ndarray, dx: float, gy: torch.Tensor, full: torch.Tensor, conv):
-    """The PSG rule of ``e2sim.kernels.psg.psg_weight_grad`` with the same quantizers, but the MSB prediction
-    summed by torch in float32 instead of exactly in integers: its relative rounding error is ~1e-7, so only
-    entries within that of zero or of the threshold can differ. ``full`` is the weight gradient of the
-    8-bit input and fp32 output gradient (the fallback). (The exact kernel is 10-20x slower than torch's
-    conv weight gradient on CPU; ``--psg-exact`` uses it.)
+def dense_above(conv) -> float:
+    """The fallback fraction above which ``conv``'s fallback gradient is computed densely."""
+    return DENSE_ABOVE.get(max(conv.stride), min(DENSE_ABOVE.values()))
 
-    Returns (sign as float32 tensor, fallback fraction)."""
+
+def psg_prediction(x_codes: np.ndarray, dx: float, gy: np.ndarray, w_shape, conv):
+    """The MSB prediction of ``e2sim.kernels.psg.psg_weight_grad`` with the same quantizers, summed by torch
+    in float32 instead of exactly in integers: its relative rounding error is ~1e-7, so only entries within
+    that of zero or of the threshold can differ. (The exact kernel is 10-20x slower than torch's conv weight
+    gradient on CPU; ``--psg-exact`` uses it.)
+
+    Returns (predicted gradient, fallback mask ``|predicted| <= tau``)."""
     from ..kernels.psg import quantize_output_grad
     from ..kernels.quantize import msb_split
 
-    gq, dg = quantize_output_grad(gy.numpy(), GRAD_MSB_BITS)
-    xm = msb_split(x_codes, BITS, MSB_BITS, conv.input_signed)
-    predicted = _wgrad(xm, full.shape, torch.from_numpy(gq.astype(np.float32)), conv) * float(dx * dg[0])
+    gq, dg = quantize_output_grad(gy, GRAD_MSB_BITS, np.float32)
+    xm = msb_split(x_codes, BITS, MSB_BITS, conv.input_signed, np.float32)
+    predicted = torch.nn.grad.conv2d_weight(torch.from_numpy(xm), w_shape, torch.from_numpy(gq), conv.stride,
+                                            conv.padding, conv.dilation, conv.groups) * float(dx * dg[0])
     mag = predicted.abs()
     tau = conv.threshold if conv.threshold >= 0 else -conv.threshold * float(mag.max())
-    fallback = mag <= tau
-    return torch.where(fallback, torch.sign(full), torch.sign(predicted)), float(fallback.double().mean())
+    return predicted, mag <= tau
+
+
+def psg_sign_dense(predicted: torch.Tensor, fallback: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """The PSG direction with the fallback entries' sign from ``full``, the dense weight gradient of the
+    8-bit input and the fp32 output gradient."""
+    return torch.where(fallback, torch.sign(full), torch.sign(predicted))
+
+
+def psg_sign_sparse(predicted: torch.Tensor, fallback: torch.Tensor, x_codes: np.ndarray, dx: float,
+                    gy: np.ndarray, conv) -> torch.Tensor:
+    """The PSG direction with the fallback entries' full-precision gradient computed for those entries only,
+    as the exact kernel computes them."""
+    from ..kernels.conv import _geometry
+    from ..kernels.psg import wgrad_entries, wgrad_entries_direct
+
+    sign = torch.sign(predicted)
+    mask = fallback.numpy()
+    entries = np.argwhere(mask)  # C order, as the boolean-mask assignment below (numpy: no thread start-up)
+    if entries.shape[0]:
+        geom = _geometry(x_codes.shape, tuple(predicted.shape), conv.stride, conv.padding, conv.groups)
+        entry_sums = wgrad_entries_direct if entries.shape[0] <= DIRECT_BELOW * mask.size else wgrad_entries
+        sign.numpy()[mask] = np.sign(entry_sums(x_codes, gy, geom, entries) * np.float64(dx))
+    return sign
 
 
 def psg_direction_exact(x: np.ndarray, gy: torch.Tensor, w_shape, conv):
@@ -64,10 +95,11 @@ def psg_direction_exact(x: np.ndarray, gy: torch.Tensor, w_shape, conv):
 class _PsgConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, conv: PsgConv2d):
-        from ..kernels.psg import quantize_activation
+        from ..kernels.psg import quantize_activation_values
 
-        codes, delta = quantize_activation(x.detach().contiguous().numpy(), BITS, conv.input_signed)
-        xd = torch.from_numpy(codes.astype(np.float32) * np.float32(delta[0]))
+        # codes (for the MSB prediction and the fallback entries) and values in one pass
+        codes, delta, xd = quantize_activation_values(x.detach().contiguous().numpy(), BITS, conv.input_signed)
+        xd = torch.from_numpy(xd)
         wd = torch.from_numpy(_quantized_weight(weight.detach().contiguous().numpy()))
         ctx.save_for_backward(x, xd, wd)
         ctx.codes, ctx.delta, ctx.conv = codes, float(delta[0]), conv
@@ -79,19 +111,28 @@ class _PsgConvFunction(torch.autograd.Function):
         x, xd, wd = ctx.saved_tensors
         conv = ctx.conv
         gy = gy.contiguous()
+        need_gx = ctx.needs_input_grad[0]
         if conv.exact:
             gx = None
-            if ctx.needs_input_grad[0]:
+            if need_gx:
                 gx = torch.nn.grad.conv2d_input(x.shape, wd, gy, conv.stride, conv.padding, conv.dilation,
                                                 conv.groups)
             sign, conv.fallback_fraction = psg_direction_exact(x.detach().numpy(), gy, wd.shape, conv)
             return gx, sign, None
-        # One backward call for the error (fp32, through the 8-bit weights; official num_bits_grad 32) and
-        # the fallback weight gradient of the 8-bit input, as a plain conv's backward computes both.
-        gx, full, _ = torch.ops.aten.convolution_backward(
-            gy, xd, wd, None, conv.stride, conv.padding, conv.dilation, False, [0, 0], conv.groups,
-            [ctx.needs_input_grad[0], True, False])
-        sign, conv.fallback_fraction = psg_direction_fast(ctx.codes, ctx.delta, gy, full, conv)
+        predicted, fallback = psg_prediction(ctx.codes, ctx.delta, gy.numpy(), wd.shape, conv)
+        conv.fallback_fraction = float(fallback.double().mean())
+        dense = conv.fallback_fraction > dense_above(conv)
+        gx = full = None
+        if need_gx or dense:
+            # the error (fp32, through the 8-bit weights; official num_bits_grad 32) and, when dense, the
+            # fallback weight gradient of the 8-bit input, in one call as a plain conv's backward
+            gx, full, _ = torch.ops.aten.convolution_backward(
+                gy, xd, wd, None, conv.stride, conv.padding, conv.dilation, False, [0, 0], conv.groups,
+                [need_gx, dense, False])
+        if dense:
+            sign = psg_sign_dense(predicted, fallback, full)
+        else:
+            sign = psg_sign_sparse(predicted, fallback, ctx.codes, ctx.delta, gy.numpy(), conv)
         return gx, sign, None
 
 
