@@ -61,6 +61,18 @@ def _rows_abs_bits_max(bits2):
     return out
 
 
+@njit(cache=True)
+def _rows_abs_bits_max_serial(bits2):
+    """_rows_abs_bits_max for small tensors (per-channel weights): no thread hand-off."""
+    out = np.empty(bits2.shape[0], np.uint32)
+    for i in range(bits2.shape[0]):
+        out[i] = _abs_bits_max(bits2[i])
+    return out
+
+
+SMALL = 1 << 16  # elements: below this a parallel call costs more than the pass itself
+
+
 def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
     """The quantizer range ``M`` (float32): shape (1,) for ``tensor`` and ``sample_mean``, (x.shape[0],) for
     ``channel``. ``sample_mean`` averages the per-sample maxima with a float64 sum rounded once to float32
@@ -75,7 +87,8 @@ def max_abs_range(x: np.ndarray, mode: str) -> np.ndarray:
         if m[0] >= 0x7F800000:
             raise ValueError("cannot quantize a tensor with NaN or infinite entries")
         return m.view(np.float32)
-    bits = _rows_abs_bits_max(x.reshape(x.shape[0], -1).view(np.uint32))
+    rows_max = _rows_abs_bits_max_serial if x.size < SMALL else _rows_abs_bits_max
+    bits = rows_max(x.reshape(x.shape[0], -1).view(np.uint32))
     if bits.max() >= 0x7F800000:
         raise ValueError("cannot quantize a tensor with NaN or infinite entries")
     rows = bits.view(np.float32)
@@ -129,8 +142,8 @@ def _quantize_short_rows(x2, lo, delta, qmax, zero_code, out, values):
             values[i, j] = np.float32(c) * delta[i]
 
 
-SHORT_ROW = 4096  # rows up to this length go through one serial call (measured: a parallel call per row
-# costs more than the row itself)
+SHORT_ROW = 4096  # rows up to this length go through one serial call (a parallel call per row costs more
+# than the row itself)
 
 
 def _quantize_rows(x2, m_rows, bits, signed, out, values):

@@ -9,6 +9,8 @@ code uses a running range at evaluation).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,22 @@ def _quantized_weight(w: np.ndarray) -> np.ndarray:
     return quantize_values(w, max_abs_range(w, "channel"), BITS, True)[2]
 
 
+@contextmanager
+def _one_numba_thread():
+    """The fast path's numba passes are short and memory-bound, and they run right after torch ops whose
+    OpenMP threads (another OpenMP runtime than numba's) still spin-wait for work: a second numba thread
+    then waits for a core. Measured on the 2-core machine under load: 1.4-6.6 ms per pass on one thread,
+    8-9 ms on two (benchmarks/BENCHMARKS.md, "Training step")."""
+    import numba
+
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
+
+
 def dense_above(conv) -> float:
     """The fallback fraction above which ``conv``'s fallback gradient is computed densely."""
     return DENSE_ABOVE.get(max(conv.stride), min(DENSE_ABOVE.values()))
@@ -46,39 +64,40 @@ def psg_prediction(x_codes: np.ndarray, dx: float, gy: np.ndarray, w_shape, conv
     that of zero or of the threshold can differ. (The exact kernel is 10-20x slower than torch's conv weight
     gradient on CPU; ``--psg-exact`` uses it.)
 
-    Returns (predicted gradient, fallback mask ``|predicted| <= tau``)."""
+    Returns (predicted gradient, fallback mask ``|predicted| <= tau``) as NumPy arrays (weight-sized: NumPy
+    does them on the calling thread, where torch would wake its thread pool for each)."""
     from ..kernels.psg import quantize_output_grad
     from ..kernels.quantize import msb_split
 
     gq, dg = quantize_output_grad(gy, GRAD_MSB_BITS, np.float32)
     xm = msb_split(x_codes, BITS, MSB_BITS, conv.input_signed, np.float32)
     predicted = torch.nn.grad.conv2d_weight(torch.from_numpy(xm), w_shape, torch.from_numpy(gq), conv.stride,
-                                            conv.padding, conv.dilation, conv.groups) * float(dx * dg[0])
-    mag = predicted.abs()
+                                            conv.padding, conv.dilation, conv.groups).numpy()
+    predicted *= np.float32(dx * dg[0])  # the float32 scale, as torch's tensor * scalar applied it
+    mag = np.abs(predicted)
     tau = conv.threshold if conv.threshold >= 0 else -conv.threshold * float(mag.max())
-    return predicted, mag <= tau
+    return predicted, mag <= np.float32(tau)
 
 
-def psg_sign_dense(predicted: torch.Tensor, fallback: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+def psg_sign_dense(predicted: np.ndarray, fallback: np.ndarray, full: np.ndarray) -> np.ndarray:
     """The PSG direction with the fallback entries' sign from ``full``, the dense weight gradient of the
     8-bit input and the fp32 output gradient."""
-    return torch.where(fallback, torch.sign(full), torch.sign(predicted))
+    return np.where(fallback, np.sign(full), np.sign(predicted))
 
 
-def psg_sign_sparse(predicted: torch.Tensor, fallback: torch.Tensor, x_codes: np.ndarray, dx: float,
-                    gy: np.ndarray, conv) -> torch.Tensor:
+def psg_sign_sparse(predicted: np.ndarray, fallback: np.ndarray, x_codes: np.ndarray, dx: float,
+                    gy: np.ndarray, conv) -> np.ndarray:
     """The PSG direction with the fallback entries' full-precision gradient computed for those entries only,
     as the exact kernel computes them."""
     from ..kernels.conv import _geometry
     from ..kernels.psg import wgrad_entries, wgrad_entries_direct
 
-    sign = torch.sign(predicted)
-    mask = fallback.numpy()
-    entries = np.argwhere(mask)  # C order, as the boolean-mask assignment below (numpy: no thread start-up)
+    sign = np.sign(predicted)
+    entries = np.argwhere(fallback)  # C order, as the boolean-mask assignment below
     if entries.shape[0]:
-        geom = _geometry(x_codes.shape, tuple(predicted.shape), conv.stride, conv.padding, conv.groups)
-        entry_sums = wgrad_entries_direct if entries.shape[0] <= DIRECT_BELOW * mask.size else wgrad_entries
-        sign.numpy()[mask] = np.sign(entry_sums(x_codes, gy, geom, entries) * np.float64(dx))
+        geom = _geometry(x_codes.shape, predicted.shape, conv.stride, conv.padding, conv.groups)
+        entry_sums = wgrad_entries_direct if entries.shape[0] <= DIRECT_BELOW * fallback.size else wgrad_entries
+        sign[fallback] = np.sign(entry_sums(x_codes, gy, geom, entries) * np.float64(dx))
     return sign
 
 
@@ -97,10 +116,12 @@ class _PsgConvFunction(torch.autograd.Function):
     def forward(ctx, x, weight, conv: PsgConv2d):
         from ..kernels.psg import quantize_activation_values
 
-        # codes (for the MSB prediction and the fallback entries) and values in one pass
-        codes, delta, xd = quantize_activation_values(x.detach().contiguous().numpy(), BITS, conv.input_signed)
-        xd = torch.from_numpy(xd)
-        wd = torch.from_numpy(_quantized_weight(weight.detach().contiguous().numpy()))
+        with _one_numba_thread():
+            # codes (for the MSB prediction and the fallback entries) and values in one pass
+            codes, delta, xd = quantize_activation_values(x.detach().contiguous().numpy(), BITS,
+                                                          conv.input_signed)
+            xd = torch.from_numpy(xd)
+            wd = torch.from_numpy(_quantized_weight(weight.detach().contiguous().numpy()))
         ctx.save_for_backward(x, xd, wd)
         ctx.codes, ctx.delta, ctx.conv = codes, float(delta[0]), conv
         # Straight-through quantizers: the backward treats the quantization as identity.
@@ -119,8 +140,9 @@ class _PsgConvFunction(torch.autograd.Function):
                                                 conv.groups)
             sign, conv.fallback_fraction = psg_direction_exact(x.detach().numpy(), gy, wd.shape, conv)
             return gx, sign, None
-        predicted, fallback = psg_prediction(ctx.codes, ctx.delta, gy.numpy(), wd.shape, conv)
-        conv.fallback_fraction = float(fallback.double().mean())
+        with _one_numba_thread():
+            predicted, fallback = psg_prediction(ctx.codes, ctx.delta, gy.numpy(), wd.shape, conv)
+        conv.fallback_fraction = float(fallback.mean())
         dense = conv.fallback_fraction > dense_above(conv)
         gx = full = None
         if need_gx or dense:
@@ -130,10 +152,11 @@ class _PsgConvFunction(torch.autograd.Function):
                 gy, xd, wd, None, conv.stride, conv.padding, conv.dilation, False, [0, 0], conv.groups,
                 [need_gx, dense, False])
         if dense:
-            sign = psg_sign_dense(predicted, fallback, full)
+            sign = psg_sign_dense(predicted, fallback, full.numpy())
         else:
-            sign = psg_sign_sparse(predicted, fallback, ctx.codes, ctx.delta, gy.numpy(), conv)
-        return gx, sign, None
+            with _one_numba_thread():
+                sign = psg_sign_sparse(predicted, fallback, ctx.codes, ctx.delta, gy.numpy(), conv)
+        return gx, torch.from_numpy(sign), None
 
 
 class PsgConv2d(nn.Conv2d):
