@@ -73,8 +73,8 @@ def main() -> None:
     import numba
     import torch
 
+    numba.set_num_threads(a.threads)  # first: launching numba's pool resets the OpenMP thread count torch reads
     torch.set_num_threads(a.threads)
-    numba.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} threads, ResNet-20, batch {a.batch}")
     for exact in ([False, True] if a.exact else [False]):
         t, c = step_times(a.batch, a.repeats, exact)

@@ -217,6 +217,21 @@ def check_run_dir(out: Path, config: TrainConfig, resume: bool) -> None:
                          f"with the same options")
 
 
+def set_threads(threads: int, psg: bool) -> None:
+    """torch's intra-op threads for a run, and numba's for the PSG kernels. The two take turns; more of them
+    than ``threads`` oversubscribes the cores (10x slower steps on a busy 2-core machine; in a 2-worker
+    study, 4 busy threads on 2 cores). Launching numba's OpenMP pool (its first set_num_threads in a process)
+    sets the calling thread's OpenMP thread count to NUMBA_NUM_THREADS (all cores), which torch then reads as
+    its own: so numba first, torch after."""
+    import torch
+
+    if psg:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(threads)
+
+
 def _psg_weight_ids(model, psg_layers: list[str]) -> set[int]:
     modules = dict(model.named_modules())
     return {id(modules[n].weight) for n in psg_layers}
@@ -256,13 +271,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                          f"({workload.dataset.classes} classes)")
     out.mkdir(parents=True, exist_ok=True)
 
-    torch.set_num_threads(config.threads)
-    if config.psg:
-        import numba
-
-        # The PSG kernels' numba threads and torch's OpenMP threads take turns; more of them than the
-        # requested count oversubscribes the cores (10x slower steps on a busy 2-core machine).
-        numba.set_num_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))
+    set_threads(config.threads, config.psg)
     torch.manual_seed(schedule.torch_seed(config.seed, schedule.STREAM_INIT, 0))
     batch = config.batch_size or workload.batch_size
     sched = workload.schedule

@@ -45,12 +45,17 @@ def _one_numba_thread():
     8-9 ms on two (benchmarks/BENCHMARKS.md, "Training step")."""
     import numba
 
+    torch_threads = torch.get_num_threads()
     n = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
         yield
     finally:
         numba.set_num_threads(n)
+        if torch.get_num_threads() != torch_threads:
+            # launching numba's OpenMP pool (its first use in a process) sets this thread's OpenMP thread
+            # count, which torch reads as its own (see e2sim.train.loop.set_threads)
+            torch.set_num_threads(torch_threads)
 
 
 def dense_above(conv) -> float:
