@@ -267,7 +267,8 @@ def _checkpoint_parts():
     return model, opt, _Stats(["layer1.1"], ["0"])
 
 
-def _tensor_like():
+@functools.cache
+def _tensor_like():  # one strategy object (see nasty_values)
     import torch
 
     return st.sampled_from([torch.zeros(()), torch.zeros(1), torch.zeros(7, 7), torch.tensor([float("nan")]),
