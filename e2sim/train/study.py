@@ -162,6 +162,10 @@ def run_one(config_json: str, run_dir: str) -> dict:
 
     cfg = TrainConfig.model_validate_json(config_json)
     d = Path(run_dir)
+    # A finished run is only read. Dask recomputes a result that was held by a worker that died before the
+    # client fetched it; the recomputation must not redo the run's plot and estimate in a fresh worker.
+    if is_finished(StudyRun("", 0, cfg, d)):
+        return run_summary(d, cfg.iterations)
     resume = (d / CHECKPOINT).is_file()
     if not resume and d.exists():
         shutil.rmtree(d)  # killed before its first checkpoint: nothing to keep (its settings were checked)
