@@ -58,15 +58,16 @@ def _settings(n: int) -> settings:
 
 def fuzz_surface(*strategies: st.SearchStrategy, **kw_strategies: st.SearchStrategy):
     """Decorator turning ``x(..., drawn)`` (a name without ``test_``, so pytest leaves it alone) into
-    ``test_x_fuzz`` (marker ``fuzz``, FUZZ_EXAMPLES cases) and ``test_x_quick`` (QUICK_EXAMPLES cases) in
-    the calling module."""
+    ``test_x_fuzz`` (markers ``fuzz`` and ``slow``, FUZZ_EXAMPLES cases) and ``test_x_quick``
+    (QUICK_EXAMPLES cases) in the calling module."""
     import sys
 
     def deco(fn: Callable) -> Callable:
         module = sys.modules[fn.__module__]
         base = fn.__name__
         assert not base.startswith("test"), "name the surface function without test_ (it is not a test itself)"
-        for suffix, n, marks in (("fuzz", FUZZ_EXAMPLES, [pytest.mark.fuzz]), ("quick", QUICK_EXAMPLES, [])):
+        for suffix, n, marks in (("fuzz", FUZZ_EXAMPLES, [pytest.mark.fuzz, pytest.mark.slow]),
+                                 ("quick", QUICK_EXAMPLES, [])):
             test = _settings(n)(given(*strategies, **kw_strategies)(fn))
             test.__name__ = test.__qualname__ = f"test_{base}_{suffix}"
             for m in marks:
