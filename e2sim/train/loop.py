@@ -141,9 +141,9 @@ def read_checkpoint(path: Path, iterations: int) -> dict:
         raise _not_checkpoint(path, f"holds {keys}, expected keys {list(CHECKPOINT_KEYS)}")
     it, energy_j = ckpt["iteration"], ckpt["energy_j"]
     if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it <= iterations:
-        raise _not_checkpoint(path, f"iteration {it!r} is not an integer in [0, {iterations}]")
+        raise _not_checkpoint(path, f"iteration {_brief(it)} is not an integer in [0, {iterations}]")
     if isinstance(energy_j, bool) or not isinstance(energy_j, (int, float)) or not 0 <= energy_j < math.inf:
-        raise _not_checkpoint(path, f"energy_j {energy_j!r} is not a finite number >= 0")
+        raise _not_checkpoint(path, f"energy_j {_brief(energy_j)} is not a finite number >= 0")
     if not all(isinstance(ckpt[k], dict) for k in ("model", "optimizer", "stats")):
         raise _not_checkpoint(path, "model, optimizer and stats must be mappings")
     return ckpt
@@ -165,6 +165,12 @@ def restore_checkpoint(ckpt: dict, path: Path, model, optimizer, stats: _Stats) 
         raise _not_checkpoint(path, f"model or optimizer state does not fit: {first}") from None
     stats.load(got)
     return int(ckpt["iteration"]), float(ckpt["energy_j"])
+
+
+def _brief(value) -> str:
+    """A checkpoint value as an error message shows it: numbers as they are, anything else (a tensor, whose
+    repr spans lines) by its type."""
+    return repr(value) if isinstance(value, (int, float, str, type(None))) else type(value).__name__
 
 
 def _not_checkpoint(path: Path, why: str) -> E2simError:
