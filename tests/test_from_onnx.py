@@ -44,6 +44,7 @@ def test_exported_model_counts_equal_torch_import(arch, tmp_path):
     assert sorted(c.kinds) == sorted(ref.kinds)
 
 
+@pytest.mark.slow
 def test_cli_import_writes_a_workload(tmp_path):
     make, in_shape = ARCHS["resnet18"]
     module = make()

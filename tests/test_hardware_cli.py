@@ -42,6 +42,7 @@ def test_cycles_csv_columns_have_no_spaces():
     assert len(df) == 22 and df["total_cycles"].iloc[-1] == 1 * 1 * (1 + 28 + 16 - 2) * 5 - 1
 
 
+@pytest.mark.slow
 def test_cycles_from_topology_and_dram_bw(tmp_path):
     topo = tmp_path / "t.csv"
     topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"

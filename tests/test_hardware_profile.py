@@ -116,6 +116,7 @@ def test_load_profile_from_file_names_file_and_key(tmp_path):
         load_profile(f)
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(path=st.sampled_from(ENERGY_PATHS), value=st.floats(max_value=-1e-9, min_value=-1e6))
 def test_negative_energy_rejected_with_key(path, value):
@@ -128,6 +129,7 @@ SECTIONS = [(), ("array",), ("buffers",), ("buffers", "ifmap"), ("dram",), ("fpg
             ("fpga", "static", "ps_w"), ("fpga", "units")]
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(section=st.sampled_from(SECTIONS), key=st.from_regex(r"[a-z][a-z_]{2,12}", fullmatch=True))
 def test_unknown_key_rejected_with_key(section, key):

@@ -83,6 +83,7 @@ def torch_f64(x, w, stride, padding, groups):
     return torch.from_numpy(x.astype(np.float64)), torch.from_numpy(w.astype(np.float64))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stride,padding,groups", [((1, 1), (1, 1), 1), ((2, 2), (1, 1), 1), ((1, 2), (0, 1), 2),
                                                    ((2, 1), (2, 0), 4)])
 def test_against_int64_reference_and_torch(stride, padding, groups):
@@ -155,6 +156,7 @@ def test_bad_input():
         conv2d_weight_grad(x, np.zeros((1, 2, 5, 5), np.int16), w.shape, x_bits=8, x_signed=False, g_bits=16)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(1, 3), cig=st.integers(1, 3), cog=st.integers(1, 3), groups=st.integers(1, 3),

@@ -35,6 +35,7 @@ def layer_data(seed, n=6, ci=4, co=5, h=9, w=9, stride=1, padding=1, k=3):
     return x, gy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stride,padding,groups", [(1, 1, 1), (2, 1, 1), (1, 0, 2)])
 @pytest.mark.parametrize("threshold", [5e-5, -0.2])
 def test_matches_official_rule(stride, padding, groups, threshold):
@@ -98,6 +99,7 @@ def test_bad_input():
         psg_weight_grad(x, gy, (5, 4, 3, 3), padding=1, threshold=float("nan"))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 3), c=st.integers(1, 3), groups=st.integers(1, 2), h=st.integers(3, 8), stride=st.integers(1, 2),
        padding=st.integers(0, 2), bits=st.integers(3, 16), drop=st.integers(0, 6), grad_bits=st.integers(2, 16),
@@ -117,6 +119,7 @@ def test_property_official_rule(n, c, groups, h, stride, padding, bits, drop, gr
     np.testing.assert_array_equal(r.sign[~edge], sign[~edge])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("x_signed", [False, True])
 def test_top_level_clamp_and_signed_inputs(x_signed):
     """Inputs at the top of the range round to the clamped MSB level 2**b - 1 (not a multiple of 16): the
@@ -149,6 +152,7 @@ def test_entries_in_any_order():
     np.testing.assert_allclose(wgrad_entries(xq, gy, geom, every[perm]), want[perm], rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k,stride,padding,groups", [(3, 1, 1, 1), (3, 2, 1, 1), (1, 2, 0, 1), (5, 1, 2, 2),
                                                    (3, 3, 0, 1), (2, 2, 1, 2)])
 def test_direct_entries_equal_the_float64_weight_gradient(k, stride, padding, groups):
@@ -170,6 +174,7 @@ def test_direct_entries_equal_the_float64_weight_gradient(k, stride, padding, gr
     assert wgrad_entries_direct(xq, gy, geom, every[:0]).shape == (0,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("msb_bits", [14, 15, 16])
 def test_wide_msb_digits_on_the_stride1_path(msb_bits):
     """16-bit inputs with 15-16 MSB bits give digits beyond int16: they must still match the official rule."""

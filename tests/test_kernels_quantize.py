@@ -140,6 +140,7 @@ def test_msb_known_values():
     np.testing.assert_array_equal(msb_split(q, 8, 8, False), q)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),

@@ -82,6 +82,7 @@ def test_bad_study_input(e2sim, tmp_path, args, match):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line(e2sim, tmp_path):
     import socket
 

@@ -1,6 +1,8 @@
 """The paper-check script renders REPRODUCTION.md as committed, and its tables hold hand-checkable facts."""
 import io
 
+import pytest
+
 from validation.reproduce_paper import main
 
 
@@ -9,6 +11,7 @@ def _rows(text: str, header: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[2:]]
 
 
+@pytest.mark.slow
 def test_reproduce_paper_matches_reproduction_md():
     buf = io.StringIO()
     main(buf)

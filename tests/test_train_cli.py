@@ -65,6 +65,7 @@ def test_bad_data_directories_and_pickles(e2sim, tmp_path):
     _one_line_error(e2sim(*run, "--data", str(labels), "--out", str(tmp_path / "r3")), "labels outside")
 
 
+@pytest.mark.slow
 def test_crafted_pickle_is_refused_without_running_code(tmp_path):
     evil = _cifar_dir(tmp_path / "evil")
     (evil / "data_batch_1").write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
@@ -151,6 +152,7 @@ def test_digits_are_cropped_not_flipped():
     assert any(not np.array_equal(raw[k], raw[k, :, ::-1]) for k in range(len(idx)))
 
 
+@pytest.mark.slow
 def test_dropped_iterations_are_logged_as_dropped_and_quiet_is_silent(e2sim, tmp_path):
     """An evaluation on an SMD-dropped iteration says 'dropped (SMD)' instead of 'loss nan'; --quiet prints
     nothing on stderr (no bar either: stderr is not a terminal here)."""

@@ -54,6 +54,7 @@ def test_curves_rows_and_smd_accounting(full_run):
     assert {"torch", "numpy", "python", "e2sim"} <= set(rec["versions"])
 
 
+@pytest.mark.slow
 def test_same_seed_same_curves(full_run, tmp_path):
     out, _ = full_run
     train(TrainConfig(**ALL), tmp_path / "again", **QUIET)
@@ -63,6 +64,7 @@ def test_same_seed_same_curves(full_run, tmp_path):
         [r["smd_dropped"] for r in full_run[1][:4]] + [r["loss"] for r in full_run[1][:4]]
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_run(full_run, tmp_path):
     out, _ = full_run
     run = tmp_path / "killed"
@@ -203,6 +205,7 @@ def test_skipped_blocks_charged_forward_in_the_energy():
     assert any("charged" in n for n in charged.plan.notes) and any("free in every pass" in n for n in free.plan.notes)
 
 
+@pytest.mark.slow
 def test_resume_with_more_iterations_extends_a_finished_run(full_run, tmp_path):
     import shutil
 
