@@ -130,7 +130,7 @@ def test_validate_trace_is_scaled_to_the_window(energy_j, time_s, on_scale):
     lo, hi = ax.get_ylim()
     assert lo == 0 and 4.0 < hi < 5.0  # the measured 4 W fills the axis
     notes = " ".join(" ".join(t.get_text() for t in ax.texts).split())
-    assert "estimate: 4.09 MJ" in notes and "mark 1: 40 J over 10 s, mean 4 W" in notes
+    assert "estimate: 4.09 MJ" in notes and "mark 1: 40 J over 10.0 s, mean 4 W" in notes  # summary.fmt_time: 3 digits
     est_w = energy_j / time_s
     dashed = [c for c in ax.collections if c.get_label() == "estimate: mean power"]
     if on_scale:
