@@ -179,7 +179,11 @@ def _client(workers: int, scheduler: str | None):
     import dask
     from dask.distributed import Client, LocalCluster
 
-    dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES})
+    # worker-saturation 1.0: a worker holds only the run it executes, the others wait on the scheduler. Dask
+    # counts a worker's death against every task the scheduler has sent to it, so with its default (1.1: two
+    # tasks on a one-thread worker) a run merely queued beside a dying one would be marked failed with it.
+    dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                     "distributed.scheduler.worker-saturation": 1.0})
     if scheduler:
         try:
             return Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
