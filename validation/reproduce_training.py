@@ -48,6 +48,7 @@ def study_args(out: Path, workers: int) -> list[str]:
 def latest_evaluation(run_dir: Path) -> dict | None:
     """An unfinished run's values at its latest evaluation (None before its first checkpoint)."""
     from e2sim.train.curves import CURVES_FILE, read_run_curves
+    from e2sim.train.study import curves_summary
 
     if not (run_dir / CURVES_FILE).is_file():
         return None
@@ -56,18 +57,7 @@ def latest_evaluation(run_dir: Path) -> dict | None:
     if not len(ev):
         return None
     last = int(ev["iteration"].iloc[-1])
-    df = df[df["iteration"] <= last]
-    ran = df[df["smd_dropped"] == 0]
-
-    def mean(col):
-        v = ran[col].dropna()
-        return float(v.mean()) if len(v) else math.nan
-
-    return {"iterations": last, "final_test_accuracy": float(ev["test_accuracy"].iloc[-1]),
-            "energy_j": float(df["cumulative_energy_j"].iloc[-1]),
-            "executed_iterations_fraction": len(ran) / len(df),
-            "slu_executed_fraction": mean("slu_executed_fraction"),
-            "psg_fallback_fraction": mean("psg_fallback_fraction")}
+    return curves_summary(df[df["iteration"] <= last], last)
 
 
 def finished_rows(out: Path):

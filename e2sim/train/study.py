@@ -124,7 +124,11 @@ def run_summary(run_dir: Path, iterations: int) -> dict:
     """A finished run's study row values, from its curves.csv."""
     from .curves import read_run_curves
 
-    df = read_run_curves(run_dir)
+    return curves_summary(read_run_curves(run_dir), iterations)
+
+
+def curves_summary(df, iterations: int) -> dict:
+    """Study row values of a run's curves (rows up to its last one; the last evaluation's accuracy)."""
     ran = df[df["smd_dropped"] == 0]
     evaluated = df[df["test_accuracy"].notna()]
 
