@@ -73,9 +73,15 @@ def read_yaml(path: str | Path) -> Any:
         raise E2simError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
 
 
-def _input_loc(loc: tuple, data: Any, missing: bool) -> list:
-    """The part of a pydantic error location that names the input: union members ('str', 'Dataset') and
+# pydantic's error types of a missing key and of an unknown key, for a model and for a record.
+_MISSING_KEY = ("missing", "missing_argument")
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
+
+
+def _input_loc(err: dict, data: Any) -> list:
+    """The part of a pydantic error's location that names the input: union members ('str', 'Dataset') and
     validator tags are dropped, keeping the keys and indexes the input has (and a missing key's name)."""
+    loc, missing = tuple(err["loc"]), err["type"] in _MISSING_KEY
     out, node = [], data
     for i, seg in enumerate(loc):
         if isinstance(node, dict) and seg in node:
@@ -97,14 +103,13 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
     # furthest names the actual problem, e.g. dataset.classes rather than "dataset is not a string").
     head = errors[0]["loc"][:1]
     err = max((e for e in errors if e["loc"][:1] == head), key=lambda e: len(e["loc"]))
-    missing = err["type"] in ("missing", "missing_argument")  # a model's, a record's
-    loc_parts = _input_loc(tuple(err["loc"]), data, missing) if data is not None else list(err["loc"])
+    loc_parts = _input_loc(err, data) if data is not None else list(err["loc"])
     # A key with a control character (a quoted "a\nb" in YAML) is shown escaped: the message stays one line.
     loc = ".".join(str(x) if str(x).isprintable() else repr(x) for x in loc_parts)
     msg = err["msg"]
-    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a record's
+    if err["type"] in _UNKNOWN_KEY:
         msg = "unknown key"
-    elif missing:
+    elif err["type"] in _MISSING_KEY:
         msg = "missing required key"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
@@ -113,7 +118,7 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
     def alternative(e) -> bool:
         if data is None or e["loc"][:1] != head:
             return False
-        p = _input_loc(tuple(e["loc"]), data, e["type"] in ("missing", "missing_argument"))
+        p = _input_loc(e, data)
         return loc_parts[:len(p)] == p
 
     more = sum(1 for e in errors if e is not err and not alternative(e))

@@ -46,13 +46,8 @@ class Record:
                 raise TypeError(f"{cls.__name__}() got multiple values for argument {k!r}")
             values[k] = v
         for name, f in fields.items():
-            if name in values:
-                v = values[name]
-            elif f.default is not _MISSING:
-                v = f.default
-            elif f.default_factory is not _MISSING:
-                v = f.default_factory()
-            else:
+            v = values[name] if name in values else _default(f)
+            if v is _MISSING:
                 raise TypeError(f"{cls.__name__}() missing required argument: {name!r}")
             object.__setattr__(self, name, v)
         post = getattr(self, "__post_init__", None)
@@ -81,6 +76,11 @@ class Record:
 
     def __delattr__(self, name: str) -> None:
         raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default value (a new one from its factory), or MISSING."""
+    return f.default_factory() if f.default_factory is not _MISSING else f.default
 
 
 def record(cls: type[R]) -> type[R]:
@@ -150,10 +150,7 @@ def to_plain(x: Any, exclude_defaults: bool = False) -> Any:
         out = {}
         for f in dataclasses.fields(x):
             v = getattr(x, f.name)
-            if exclude_defaults and (
-                (f.default is not dataclasses.MISSING and v == f.default)
-                or (f.default_factory is not dataclasses.MISSING and v == f.default_factory())
-            ):
+            if exclude_defaults and (d := _default(f)) is not _MISSING and v == d:
                 continue
             out[f.name] = to_plain(v, exclude_defaults)
         return out
